@@ -1,0 +1,34 @@
+//! Wiring: the shared state and the one router every service mounts into.
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::http;
+use crate::keys::{ProjectKeys, Verifier};
+use crate::rest;
+use axum::routing::get;
+use axum::{middleware, Json, Router};
+use std::sync::Arc;
+
+/// State every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub verifier: Verifier,
+    pub keys: Arc<ProjectKeys>,
+    pub config: Arc<Config>,
+}
+
+/// The whole HTTP surface of Outpost.
+pub fn router(state: AppState) -> Router {
+    let cors = http::cors::layer(state.config.cors_origins.as_deref());
+    Router::new()
+        .route("/health", get(health))
+        .nest("/rest/v1", rest::router())
+        .with_state(state)
+        .layer(cors)
+        .layer(middleware::from_fn(http::log::requests))
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+}

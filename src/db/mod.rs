@@ -1,0 +1,162 @@
+//! The database layer: one writer thread, a pool of read-only connections, and the schema cache.
+
+pub mod connection;
+pub mod functions;
+pub mod migrate;
+pub mod schema;
+pub mod writer;
+
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::Connection;
+use schema::Schema;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+pub use writer::{Mode, Writer};
+
+/// Error from the database layer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DbError {
+    #[error("{}", sqlite_message_ref(.0))]
+    Sqlite(Arc<rusqlite::Error>),
+    #[error("cannot get a read connection: {0}")]
+    Pool(String),
+    #[error("I/O error: {0}")]
+    Io(Arc<std::io::Error>),
+    #[error("cannot read the migrations directory {dir}: {source}")]
+    MigrationDir {
+        dir: String,
+        source: Arc<std::io::Error>,
+    },
+    #[error("migration {file} failed: {message}")]
+    MigrationFailed { file: String, message: String },
+    #[error("the database writer has stopped")]
+    WriterGone,
+    #[error("the transaction was aborted by SQLite")]
+    Aborted,
+}
+
+impl From<rusqlite::Error> for DbError {
+    fn from(e: rusqlite::Error) -> Self {
+        DbError::Sqlite(Arc::new(e))
+    }
+}
+
+impl From<std::io::Error> for DbError {
+    fn from(e: std::io::Error) -> Self {
+        DbError::Io(Arc::new(e))
+    }
+}
+
+/// SQLite's own message for an error, without rusqlite's decoration.
+pub fn sqlite_message(e: &rusqlite::Error) -> String {
+    match e {
+        rusqlite::Error::SqliteFailure(_, Some(msg)) => msg.clone(),
+        rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn sqlite_message_ref(e: &Arc<rusqlite::Error>) -> String {
+    sqlite_message(e)
+}
+
+/// The current schema snapshot, swapped whole when the schema changes.
+#[derive(Clone, Default)]
+pub struct SchemaCache(Arc<RwLock<Arc<Schema>>>);
+
+impl SchemaCache {
+    /// The current snapshot.
+    pub fn get(&self) -> Arc<Schema> {
+        match self.0.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Install a new snapshot.
+    pub fn replace(&self, schema: Arc<Schema>) {
+        match self.0.write() {
+            Ok(mut g) => *g = schema,
+            Err(poisoned) => *poisoned.into_inner() = schema,
+        }
+    }
+}
+
+/// Handle to the database of record.
+#[derive(Clone)]
+pub struct Db {
+    pub writer: Writer,
+    readers: r2d2::Pool<SqliteConnectionManager>,
+    pub schema: SchemaCache,
+    pub path: PathBuf,
+}
+
+/// Joins the writer thread when the server shuts down.
+pub struct WriterThread(std::thread::JoinHandle<()>);
+
+impl WriterThread {
+    /// Wait for the writer to finish its queue, checkpoint and close.
+    pub fn join(self) {
+        if self.0.join().is_err() {
+            tracing::error!("the writer thread panicked");
+        }
+    }
+}
+
+impl Db {
+    /// Open (creating if needed) the database, apply migrations, and start the writer.
+    pub fn open(
+        path: &Path,
+        migrations_dir: Option<&Path>,
+        read_connections: u32,
+    ) -> Result<(Db, WriterThread), DbError> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(DbError::from)?;
+        }
+        let conn = connection::open_writer(path)?;
+        migrate::migrate(&conn, migrations_dir)?;
+        let schema = SchemaCache::default();
+        schema.replace(Arc::new(Schema::load(&conn)?));
+        let manager = SqliteConnectionManager::file(path)
+            .with_flags(
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .with_init(|c: &mut Connection| connection::configure_reader(c));
+        let readers = r2d2::Pool::builder()
+            .max_size(read_connections)
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(10))
+            .build(manager)
+            .map_err(|e| DbError::Pool(e.to_string()))?;
+        let (writer, handle) = Writer::spawn(conn, schema.clone());
+        Ok((
+            Db {
+                writer,
+                readers,
+                schema,
+                path: path.to_path_buf(),
+            },
+            WriterThread(handle),
+        ))
+    }
+
+    /// Run `f` on a pooled read-only connection, off the async runtime.
+    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    {
+        let pool = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = pool
+                .get()
+                .map_err(|e| E::from(DbError::Pool(e.to_string())))?;
+            f(&conn)
+        })
+        .await
+        .map_err(|e| E::from(DbError::Pool(format!("read task failed: {e}"))))?
+    }
+}

@@ -1,0 +1,293 @@
+//! The schema cache: tables, views, columns with declared types, keys and relationships.
+//!
+//! Built from SQLite's pragmas on the writer connection after migrations and whenever
+//! `PRAGMA schema_version` changes; requests read an immutable snapshot of it.
+
+use rusqlite::Connection;
+use std::collections::BTreeMap;
+
+/// How a column's values are converted to and from JSON, from its declared type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColType {
+    Bool,
+    Integer,
+    Real,
+    Text,
+    Json,
+    Blob,
+    /// No declared type: values pass through as SQLite holds them.
+    Any,
+}
+
+impl ColType {
+    /// Classify a declared type the way Postgres users write them (SQLite affinity rules as fallback).
+    pub fn from_declared(decl: &str) -> ColType {
+        let d = decl.to_ascii_uppercase();
+        if d.is_empty() {
+            ColType::Any
+        } else if d.contains("BOOL") {
+            ColType::Bool
+        } else if d.contains("JSON") {
+            ColType::Json
+        } else if d.contains("INT") || d == "SERIAL" || d == "BIGSERIAL" {
+            ColType::Integer
+        } else if d.contains("CHAR")
+            || d.contains("CLOB")
+            || d.contains("TEXT")
+            || d.contains("UUID")
+            || d.contains("DATE")
+            || d.contains("TIME")
+        {
+            ColType::Text
+        } else if d.contains("BLOB") || d.contains("BYTEA") {
+            ColType::Blob
+        } else if d.contains("REAL")
+            || d.contains("FLOA")
+            || d.contains("DOUB")
+            || d.contains("NUMERIC")
+            || d.contains("DECIMAL")
+        {
+            ColType::Real
+        } else {
+            ColType::Text
+        }
+    }
+
+    /// The type name reported in the OpenAPI document.
+    pub fn openapi(&self) -> (&'static str, Option<&'static str>) {
+        match self {
+            ColType::Bool => ("boolean", None),
+            ColType::Integer => ("integer", Some("int64")),
+            ColType::Real => ("number", Some("double")),
+            ColType::Text => ("string", None),
+            ColType::Json => ("object", None),
+            ColType::Blob => ("string", Some("byte")),
+            ColType::Any => ("string", None),
+        }
+    }
+}
+
+/// One column of a table or view.
+#[derive(Debug, Clone)]
+pub struct Column {
+    pub name: String,
+    pub declared: String,
+    pub ty: ColType,
+    pub not_null: bool,
+    pub default: Option<String>,
+    /// 1-based position in the primary key, 0 when not part of it.
+    pub pk: u32,
+    /// Generated columns cannot be written.
+    pub generated: bool,
+}
+
+/// A foreign key from `columns` of the owning table to `ref_columns` of `ref_table`.
+#[derive(Debug, Clone)]
+pub struct ForeignKey {
+    /// Postgres-style constraint name `<table>_<col>_fkey`, usable as an embedding hint.
+    pub name: String,
+    pub table: String,
+    pub columns: Vec<String>,
+    pub ref_table: String,
+    pub ref_columns: Vec<String>,
+}
+
+/// One index (unique ones matter for upserts and the OpenAPI document).
+#[derive(Debug, Clone)]
+pub struct Index {
+    pub name: String,
+    pub unique: bool,
+    pub columns: Vec<String>,
+}
+
+/// A table or a view.
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub name: String,
+    pub is_view: bool,
+    pub without_rowid: bool,
+    pub columns: Vec<Column>,
+    pub primary_key: Vec<String>,
+    pub foreign_keys: Vec<ForeignKey>,
+    pub indexes: Vec<Index>,
+}
+
+impl Table {
+    /// The column named `name`, if any.
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// Whether rows can be addressed by `rowid`.
+    pub fn has_rowid(&self) -> bool {
+        !self.is_view && !self.without_rowid
+    }
+}
+
+/// A snapshot of every table and view a client may reach.
+#[derive(Debug, Default, Clone)]
+pub struct Schema {
+    pub tables: BTreeMap<String, Table>,
+}
+
+/// Tables Outpost keeps for itself; never exposed through `/rest/v1`.
+pub fn is_system_table(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.starts_with("_outpost") || lower.starts_with("sqlite_")
+}
+
+impl Schema {
+    /// Read the schema of the `main` database.
+    pub fn load(conn: &Connection) -> rusqlite::Result<Schema> {
+        let mut list = conn.prepare(
+            "SELECT name, type, wr FROM pragma_table_list WHERE schema = 'main' AND type IN ('table', 'view', 'virtual')",
+        )?;
+        let entries: Vec<(String, String, bool)> = list
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        let mut tables = BTreeMap::new();
+        for (name, kind, without_rowid) in entries {
+            if is_system_table(&name) {
+                continue;
+            }
+            let table = load_table(conn, &name, kind == "view", without_rowid)?;
+            tables.insert(name, table);
+        }
+        Ok(Schema { tables })
+    }
+
+    /// The table or view named `name`.
+    pub fn table(&self, name: &str) -> Option<&Table> {
+        self.tables.get(name)
+    }
+}
+
+fn load_table(
+    conn: &Connection,
+    name: &str,
+    is_view: bool,
+    without_rowid: bool,
+) -> rusqlite::Result<Table> {
+    let mut cols = conn.prepare(
+        "SELECT name, coalesce(type, ''), \"notnull\", dflt_value, pk, hidden FROM pragma_table_xinfo(?1)",
+    )?;
+    let columns: Vec<Column> = cols
+        .query_map([name], |r| {
+            let declared: String = r.get(1)?;
+            let hidden: i64 = r.get(5)?;
+            Ok(Column {
+                name: r.get(0)?,
+                ty: ColType::from_declared(&declared),
+                declared,
+                not_null: r.get(2)?,
+                default: r.get(3)?,
+                pk: r.get(4)?,
+                generated: hidden == 2 || hidden == 3,
+            })
+        })?
+        .filter(|c| !matches!(c, Ok(c) if c.name.is_empty()))
+        .collect::<Result<_, _>>()?;
+    // Hidden columns of virtual tables (hidden == 1) are skipped by xinfo's caller only through names.
+    let mut pk: Vec<&Column> = columns.iter().filter(|c| c.pk > 0).collect();
+    pk.sort_by_key(|c| c.pk);
+    let primary_key: Vec<String> = pk.iter().map(|c| c.name.clone()).collect();
+
+    let mut fk_stmt = conn.prepare(
+        "SELECT id, seq, \"table\", \"from\", \"to\" FROM pragma_foreign_key_list(?1) ORDER BY id, seq",
+    )?;
+    let rows: Vec<(i64, String, String, Option<String>)> = fk_stmt
+        .query_map([name], |r| Ok((r.get(0)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut foreign_keys: Vec<ForeignKey> = Vec::new();
+    let mut last_id = None;
+    for (id, ref_table, from, to) in rows {
+        if last_id != Some(id) {
+            foreign_keys.push(ForeignKey {
+                name: String::new(),
+                table: name.to_string(),
+                columns: Vec::new(),
+                ref_table: ref_table.clone(),
+                ref_columns: Vec::new(),
+            });
+            last_id = Some(id);
+        }
+        if let Some(fk) = foreign_keys.last_mut() {
+            fk.columns.push(from);
+            fk.ref_columns.push(to.unwrap_or_default());
+        }
+    }
+    for fk in &mut foreign_keys {
+        fk.name = format!("{}_{}_fkey", name, fk.columns.join("_"));
+        // A foreign key naming no columns refers to the parent's primary key.
+        if fk.ref_columns.iter().any(String::is_empty) {
+            let parent_pk = parent_primary_key(conn, &fk.ref_table)?;
+            if parent_pk.len() == fk.columns.len() {
+                fk.ref_columns = parent_pk;
+            }
+        }
+    }
+
+    let mut idx_stmt =
+        conn.prepare("SELECT name, \"unique\" FROM pragma_index_list(?1) ORDER BY seq")?;
+    let idx: Vec<(String, bool)> = idx_stmt
+        .query_map([name], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut indexes = Vec::new();
+    let mut info = conn.prepare("SELECT name FROM pragma_index_info(?1) ORDER BY seqno")?;
+    for (index_name, unique) in idx {
+        let columns: Vec<String> = info
+            .query_map([&index_name], |r| r.get::<_, Option<String>>(0))?
+            .filter_map(|c| c.transpose())
+            .collect::<Result<_, _>>()?;
+        indexes.push(Index {
+            name: index_name,
+            unique,
+            columns,
+        });
+    }
+
+    Ok(Table {
+        name: name.to_string(),
+        is_view,
+        without_rowid,
+        columns,
+        primary_key,
+        foreign_keys,
+        indexes,
+    })
+}
+
+fn parent_primary_key(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {
+    let mut stmt =
+        conn.prepare("SELECT name FROM pragma_table_info(?1) WHERE pk > 0 ORDER BY pk")?;
+    let cols = stmt
+        .query_map([table], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(cols)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loads_keys_and_relationships() {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch(
+            "CREATE TABLE a (id INTEGER PRIMARY KEY, ok BOOLEAN, meta JSONB);
+             CREATE TABLE b (id TEXT PRIMARY KEY, a_id INTEGER REFERENCES a, n REAL UNIQUE);
+             CREATE TABLE _outpost_x (id);",
+        )
+        .unwrap();
+        let s = Schema::load(&c).unwrap();
+        assert_eq!(s.tables.len(), 2);
+        let b = s.table("b").unwrap();
+        assert_eq!(b.primary_key, vec!["id"]);
+        assert_eq!(b.foreign_keys[0].ref_columns, vec!["id"]);
+        assert_eq!(b.foreign_keys[0].name, "b_a_id_fkey");
+        assert!(b.indexes.iter().any(|i| i.unique && i.columns == vec!["n"]));
+        let a = s.table("a").unwrap();
+        assert_eq!(a.column("ok").unwrap().ty, ColType::Bool);
+        assert_eq!(a.column("meta").unwrap().ty, ColType::Json);
+    }
+}

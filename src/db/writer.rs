@@ -1,0 +1,207 @@
+//! The single writer: one thread owns the only read-write connection and is fed by a queue.
+//!
+//! Jobs that arrive together are grouped into one transaction (one fsync-free WAL commit for
+//! many requests). Each job runs inside its own SAVEPOINT, so a job that fails, or asks to be
+//! rolled back, is undone alone while the others in the batch still commit. A job's result is
+//! handed back only after the COMMIT succeeded: an acknowledged write is in the WAL.
+
+use super::schema::Schema;
+use super::{DbError, SchemaCache};
+use rusqlite::Connection;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// Most jobs grouped into one transaction.
+const MAX_BATCH: usize = 64;
+/// Jobs waiting beyond this make senders wait (back-pressure instead of unbounded memory).
+const QUEUE_DEPTH: usize = 4096;
+
+/// Whether a job's changes are kept when it succeeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Commit,
+    /// Run, return the result, and undo everything (`Prefer: tx=rollback`).
+    Rollback,
+}
+
+/// What a job reports back to the writer loop once it ran.
+struct Ran {
+    keep: bool,
+    /// Delivers the job's result, or the batch's commit error, to the waiting request.
+    deliver: Box<dyn FnOnce(Option<DbError>) + Send>,
+}
+
+type Job = Box<dyn FnOnce(&Connection) -> Ran + Send>;
+
+enum Msg {
+    Job(Job),
+    Checkpoint(oneshot::Sender<Result<(), DbError>>),
+}
+
+/// Handle to the writer thread; cheap to clone.
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::Sender<Msg>,
+}
+
+impl Writer {
+    /// Start the writer thread on `conn`. It stops when every handle is dropped.
+    pub fn spawn(conn: Connection, schema: SchemaCache) -> (Writer, std::thread::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        let handle = std::thread::Builder::new()
+            .name("outpost-writer".into())
+            .spawn(move || run(conn, rx, schema))
+            .unwrap_or_else(|e| panic!("cannot start the writer thread: {e}"));
+        (Writer { tx }, handle)
+    }
+
+    /// Run `f` on the writer inside a transaction; its result arrives after the commit.
+    pub async fn write<T, E, F>(&self, mode: Mode, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    {
+        let (done_tx, done_rx) = oneshot::channel::<Result<T, E>>();
+        let job: Job = Box::new(move |conn| {
+            let result = f(conn);
+            Ran {
+                keep: result.is_ok() && mode == Mode::Commit,
+                deliver: Box::new(move |commit_err| {
+                    let out = match (commit_err, result) {
+                        (Some(err), Ok(_)) => Err(E::from(err)),
+                        (_, result) => result,
+                    };
+                    // The request may have gone away; nobody is left to tell.
+                    let _ = done_tx.send(out);
+                }),
+            }
+        });
+        self.tx
+            .send(Msg::Job(job))
+            .await
+            .map_err(|_| E::from(DbError::WriterGone))?;
+        done_rx.await.map_err(|_| E::from(DbError::WriterGone))?
+    }
+
+    /// Run a PASSIVE checkpoint on the writer: copy WAL frames into the database without blocking.
+    pub async fn checkpoint(&self) -> Result<(), DbError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Checkpoint(tx))
+            .await
+            .map_err(|_| DbError::WriterGone)?;
+        rx.await.map_err(|_| DbError::WriterGone)?
+    }
+}
+
+fn run(conn: Connection, mut rx: mpsc::Receiver<Msg>, schema: SchemaCache) {
+    let mut schema_version = current_schema_version(&conn).unwrap_or(-1);
+    let mut dirty = false;
+    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.blocking_recv() {
+        let mut pending = Some(first);
+        while let Some(msg) = pending.take() {
+            match msg {
+                Msg::Job(job) => batch.push(job),
+                Msg::Checkpoint(reply) => {
+                    // Finish the jobs queued before the checkpoint request first.
+                    if !batch.is_empty() {
+                        run_batch(&conn, &mut batch);
+                        dirty = true;
+                    }
+                    let result = if dirty {
+                        passive_checkpoint(&conn)
+                    } else {
+                        Ok(())
+                    };
+                    dirty = false;
+                    let _ = reply.send(result);
+                }
+            }
+            if batch.len() < MAX_BATCH {
+                pending = rx.try_recv().ok();
+            }
+        }
+        if !batch.is_empty() {
+            run_batch(&conn, &mut batch);
+            dirty = true;
+            if let Ok(version) = current_schema_version(&conn) {
+                if version != schema_version {
+                    schema_version = version;
+                    refresh_schema(&conn, &schema);
+                }
+            }
+        }
+    }
+    // Every handle is gone: fold the WAL into the database so the file stands alone.
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+        tracing::warn!(error = %e, "final checkpoint failed");
+    }
+    if let Err((_, e)) = conn.close() {
+        tracing::warn!(error = %e, "closing the database failed");
+    }
+}
+
+fn run_batch(conn: &Connection, batch: &mut Vec<Job>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        // Run nothing: dropping a job drops its reply channel, which its request reads as
+        // "database unavailable".
+        tracing::error!(error = %e, "cannot begin a write transaction");
+        batch.clear();
+        return;
+    }
+    let mut ran: Vec<Ran> = Vec::with_capacity(batch.len());
+    for job in batch.drain(..) {
+        let savepoint = conn.execute_batch("SAVEPOINT job");
+        let r = job(conn);
+        let undo = !r.keep || savepoint.is_err();
+        if savepoint.is_ok() {
+            let end = if undo {
+                "ROLLBACK TO job; RELEASE job"
+            } else {
+                "RELEASE job"
+            };
+            if let Err(e) = conn.execute_batch(end) {
+                tracing::error!(error = %e, "ending a job's savepoint failed");
+            }
+        }
+        ran.push(r);
+    }
+    // Some errors (I/O, disk full) make SQLite roll back the whole transaction by itself;
+    // then there is nothing to commit and every job in the batch must hear so.
+    let commit = if conn.is_autocommit() {
+        Err(DbError::Aborted)
+    } else {
+        conn.execute_batch("COMMIT").map_err(DbError::from)
+    };
+    let commit_err = match commit {
+        Ok(()) => None,
+        Err(e) => {
+            tracing::error!(error = %e, "commit failed");
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            Some(e)
+        }
+    };
+    for r in ran {
+        (r.deliver)(commit_err.clone());
+    }
+}
+
+fn passive_checkpoint(conn: &Connection) -> Result<(), DbError> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+    Ok(())
+}
+
+fn current_schema_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA schema_version", [], |r| r.get(0))
+}
+
+fn refresh_schema(conn: &Connection, cache: &SchemaCache) {
+    match Schema::load(conn) {
+        Ok(s) => cache.replace(Arc::new(s)),
+        Err(e) => tracing::error!(error = %e, "reloading the schema cache failed"),
+    }
+}

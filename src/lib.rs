@@ -1,0 +1,10 @@
+//! Outpost: a Supabase-compatible backend in one binary over one SQLite database.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod keys;
+pub mod rest;
+pub mod server;

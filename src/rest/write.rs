@@ -1,0 +1,534 @@
+//! POST (insert and upsert), PATCH (update) and DELETE on a table.
+//!
+//! Each request is planned here, then run as one job on the writer: every statement of the
+//! request shares one savepoint, so a failure anywhere (a constraint, a singular-response or
+//! max-affected check) undoes all of it and nothing is half-written.
+
+use super::error::{RestError, RestResult};
+use super::plan::{ident, key_expr, Planner};
+use super::prefer::{Media, Resolution, Return};
+use super::read::query_strings;
+use super::{access, response, value, Ctx};
+use crate::app::AppState;
+use crate::db::schema::Table;
+use crate::db::Mode;
+use axum::body::Body;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::Response;
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params_from_iter, Connection};
+use serde_json::{Map, Value};
+
+/// A statement and its parameters.
+type Stmt = (String, Vec<SqlValue>);
+
+/// What a write job hands back.
+struct Outcome {
+    affected: usize,
+    rows: Option<Vec<String>>,
+    location: Option<String>,
+}
+
+/// The statement rendering the written rows, with the index of its keys parameter.
+struct Representation {
+    sql: String,
+    params: Vec<SqlValue>,
+    keys_param: usize,
+}
+
+fn lookup<'s>(schema: &'s crate::db::schema::Schema, ctx: &Ctx) -> RestResult<&'s Table> {
+    let table = schema
+        .table(&ctx.table)
+        .ok_or_else(|| RestError::no_table(&ctx.table))?;
+    access::check_table(&ctx.caller, &table.name)?;
+    Ok(table)
+}
+
+fn check_content_type(headers: &HeaderMap) -> RestResult<()> {
+    let Some(ct) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let ct = ct.to_str().unwrap_or_default().to_ascii_lowercase();
+    let mime = ct.split(';').next().unwrap_or_default().trim();
+    if mime.is_empty() || mime == "application/json" || mime.ends_with("+json") {
+        Ok(())
+    } else {
+        Err(RestError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "PGRST107",
+            format!("Content-Type not acceptable: {mime}"),
+        ))
+    }
+}
+
+fn parse_json(body: &[u8]) -> RestResult<Value> {
+    serde_json::from_slice(body)
+        .map_err(|e| RestError::body("Empty or invalid json").details(e.to_string()))
+}
+
+/// The statement rendering rows by key, if the client wants them back.
+fn representation(
+    schema: &crate::db::schema::Schema,
+    ctx: &Ctx,
+    table: &Table,
+) -> RestResult<Option<Representation>> {
+    if ctx.prefer.return_ != Some(Return::Representation) {
+        return Ok(None);
+    }
+    let mut planner = Planner::new(schema, &ctx.query);
+    planner.check_paths()?;
+    let keys = planner.sql.bind(SqlValue::Text("[]".into()));
+    let keys_param = planner.sql.params.len() - 1;
+    let sql = planner.select_by_keys(table, &keys)?;
+    Ok(Some(Representation {
+        sql,
+        params: planner.sql.params,
+        keys_param,
+    }))
+}
+
+/// The `RETURNING` expression naming a row (unqualified: RETURNING sees the target table only).
+fn returning_key(table: &Table) -> String {
+    key_expr(table, "")
+}
+
+/// Run statements that each return row keys; gather the keys as one JSON array.
+fn collect_keys(conn: &Connection, stmts: &[Stmt], keys: &mut Vec<Value>) -> RestResult<()> {
+    for (sql, params) in stmts {
+        let mut stmt = conn.prepare_cached(sql)?;
+        let mut rows = stmt.query(params_from_iter(params.iter()))?;
+        while let Some(row) = rows.next()? {
+            keys.push(match row.get::<_, SqlValue>(0)? {
+                SqlValue::Integer(i) => Value::from(i),
+                SqlValue::Text(t) => serde_json::from_str(&t).unwrap_or(Value::String(t)),
+                SqlValue::Real(r) => Value::from(r),
+                _ => Value::Null,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn finish(
+    conn: &Connection,
+    ctx_single: bool,
+    max_affected: Option<i64>,
+    keys: &[Value],
+    repr: Option<Representation>,
+) -> RestResult<Option<Vec<String>>> {
+    if let Some(max) = max_affected {
+        if keys.len() as i64 > max {
+            return Err(RestError::new(
+                StatusCode::BAD_REQUEST,
+                "PGRST124",
+                "Query result exceeds max-affected preference constraint",
+            )
+            .details(format!("The query affects {} rows", keys.len())));
+        }
+    }
+    if ctx_single && keys.len() != 1 {
+        return Err(RestError::not_single(keys.len()));
+    }
+    match repr {
+        None => Ok(None),
+        Some(mut r) => {
+            r.params[r.keys_param] = SqlValue::Text(Value::Array(keys.to_vec()).to_string());
+            Ok(Some(query_strings(conn, &r.sql, &r.params)?))
+        }
+    }
+}
+
+fn mode(ctx: &Ctx) -> Mode {
+    if ctx.prefer.rollback {
+        Mode::Rollback
+    } else {
+        Mode::Commit
+    }
+}
+
+fn max_affected(ctx: &Ctx) -> Option<i64> {
+    if ctx.prefer.strict {
+        ctx.prefer.max_affected
+    } else {
+        None
+    }
+}
+
+// ---------------------------------------------------------------- POST
+
+/// Insert (or upsert) the body's rows.
+pub async fn insert(state: &AppState, ctx: Ctx, body: bytes::Bytes) -> RestResult<Response> {
+    check_content_type(&ctx.headers)?;
+    let schema = state.db.schema.get();
+    let table = lookup(&schema, &ctx)?;
+    let json = parse_json(&body)?;
+    let (objects, single_object) = match json {
+        Value::Object(o) => (vec![o], true),
+        Value::Array(items) => {
+            let mut objects = Vec::with_capacity(items.len());
+            for item in items {
+                match item {
+                    Value::Object(o) => objects.push(o),
+                    _ => {
+                        return Err(RestError::body(
+                            "All elements of the array must be JSON objects",
+                        ))
+                    }
+                }
+            }
+            (objects, false)
+        }
+        _ => {
+            return Err(RestError::body(
+                "The body must be a JSON object or an array of objects",
+            ))
+        }
+    };
+    let columns = insert_columns(table, &ctx, &objects)?;
+    let conflict = conflict_clause(table, &ctx)?;
+    let returning = returning_key(table);
+
+    let mut stmts: Vec<Stmt> = Vec::with_capacity(objects.len());
+    for obj in &objects {
+        let mut cols = Vec::new();
+        let mut params = Vec::new();
+        for name in &columns {
+            let Some(col) = table.column(name) else {
+                return Err(RestError::no_column_in_body(&table.name, name));
+            };
+            match obj.get(name) {
+                Some(v) => {
+                    cols.push(ident(name));
+                    params.push(value::from_json(col.ty, v)?);
+                }
+                None if ctx.prefer.missing_default => {}
+                None => {
+                    cols.push(ident(name));
+                    params.push(SqlValue::Null);
+                }
+            }
+        }
+        let sql = if cols.is_empty() {
+            format!(
+                "INSERT INTO {} DEFAULT VALUES RETURNING {returning}",
+                ident(&table.name)
+            )
+        } else {
+            let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+            let upsert = conflict
+                .as_ref()
+                .map(|c| c.render(&cols))
+                .unwrap_or_default();
+            format!(
+                "INSERT INTO {} ({}) VALUES ({}){upsert} RETURNING {returning}",
+                ident(&table.name),
+                cols.join(", "),
+                marks.join(", ")
+            )
+        };
+        stmts.push((sql, params));
+    }
+
+    let repr = representation(&schema, &ctx, table)?;
+    let single = ctx.accept.media == Media::Single;
+    let location_sql = (single_object && !table.primary_key.is_empty()).then(|| {
+        let cols: Vec<String> = table.primary_key.iter().map(|c| ident(c)).collect();
+        (
+            format!(
+                "SELECT {} FROM {} AS t WHERE {} = ?1",
+                cols.join(", "),
+                ident(&table.name),
+                key_expr(table, "t")
+            ),
+            table.primary_key.clone(),
+            table.name.clone(),
+        )
+    });
+    let strict_max = max_affected(&ctx);
+    let outcome = state
+        .db
+        .writer
+        .write(mode(&ctx), move |conn| -> RestResult<Outcome> {
+            let mut keys = Vec::with_capacity(stmts.len());
+            collect_keys(conn, &stmts, &mut keys)?;
+            let location = match (&location_sql, keys.first()) {
+                (Some((sql, pk, name)), Some(key)) if keys.len() == 1 => {
+                    Some(location(conn, sql, pk, name, key)?)
+                }
+                _ => None,
+            };
+            let rows = finish(conn, single, strict_max, &keys, repr)?;
+            Ok(Outcome {
+                affected: keys.len(),
+                rows,
+                location,
+            })
+        })
+        .await?;
+    respond(&ctx, StatusCode::CREATED, outcome)
+}
+
+/// The columns an insert writes: `columns=`, else the keys of the (first) object.
+fn insert_columns(
+    table: &Table,
+    ctx: &Ctx,
+    objects: &[Map<String, Value>],
+) -> RestResult<Vec<String>> {
+    if let Some(cols) = &ctx.query.columns {
+        for c in cols {
+            if table.column(c).is_none() {
+                return Err(RestError::no_column_in_body(&table.name, c));
+            }
+        }
+        return Ok(cols.clone());
+    }
+    let Some(first) = objects.first() else {
+        return Ok(Vec::new());
+    };
+    let cols: Vec<String> = first.keys().cloned().collect();
+    for c in &cols {
+        if table.column(c).is_none() {
+            return Err(RestError::no_column_in_body(&table.name, c));
+        }
+    }
+    for obj in &objects[1..] {
+        if obj.len() != cols.len() || !cols.iter().all(|c| obj.contains_key(c)) {
+            return Err(RestError::body("All object keys must match"));
+        }
+    }
+    Ok(cols)
+}
+
+/// `ON CONFLICT (…) DO UPDATE SET …` or `DO NOTHING` for upserts.
+struct Conflict {
+    target: Vec<String>,
+    resolution: Resolution,
+}
+
+impl Conflict {
+    fn render(&self, cols: &[String]) -> String {
+        let target: Vec<String> = self.target.iter().map(|c| ident(c)).collect();
+        match self.resolution {
+            Resolution::IgnoreDuplicates => {
+                format!(" ON CONFLICT ({}) DO NOTHING", target.join(", "))
+            }
+            Resolution::MergeDuplicates => {
+                let mut sets: Vec<String> = cols
+                    .iter()
+                    .filter(|c| !target.contains(c))
+                    .map(|c| format!("{c} = excluded.{c}"))
+                    .collect();
+                if sets.is_empty() {
+                    // Nothing to change, but the row must still be returned.
+                    sets.push(format!("{0} = excluded.{0}", target[0]));
+                }
+                format!(
+                    " ON CONFLICT ({}) DO UPDATE SET {}",
+                    target.join(", "),
+                    sets.join(", ")
+                )
+            }
+        }
+    }
+}
+
+fn conflict_clause(table: &Table, ctx: &Ctx) -> RestResult<Option<Conflict>> {
+    let Some(resolution) = ctx.prefer.resolution else {
+        return Ok(None);
+    };
+    let target = match &ctx.query.on_conflict {
+        Some(cols) => {
+            for c in cols {
+                if table.column(c).is_none() {
+                    return Err(RestError::no_column(&table.name, c));
+                }
+            }
+            cols.clone()
+        }
+        None => table.primary_key.clone(),
+    };
+    if target.is_empty() {
+        return Err(RestError::new(
+            StatusCode::BAD_REQUEST,
+            "42P10",
+            "there is no unique or exclusion constraint matching the ON CONFLICT specification",
+        )
+        .hint("Name the conflict columns with on_conflict=."));
+    }
+    Ok(Some(Conflict { target, resolution }))
+}
+
+fn location(
+    conn: &Connection,
+    sql: &str,
+    pk: &[String],
+    table: &str,
+    key: &Value,
+) -> RestResult<String> {
+    let key = match key {
+        Value::Number(n) => SqlValue::Integer(n.as_i64().unwrap_or_default()),
+        other => SqlValue::Text(other.to_string()),
+    };
+    let mut stmt = conn.prepare_cached(sql)?;
+    let values: Vec<SqlValue> = stmt.query_row([key], |r| {
+        (0..pk.len()).map(|i| r.get::<_, SqlValue>(i)).collect()
+    })?;
+    let mut parts = Vec::new();
+    for (col, v) in pk.iter().zip(values) {
+        let text = match v {
+            SqlValue::Integer(i) => i.to_string(),
+            SqlValue::Real(r) => r.to_string(),
+            SqlValue::Text(t) => t,
+            SqlValue::Null => "null".into(),
+            SqlValue::Blob(b) => format!("\\x{}", hex::encode(b)),
+        };
+        let enc: String = form_urlencoded::byte_serialize(text.as_bytes()).collect();
+        parts.push(format!("{col}=eq.{enc}"));
+    }
+    Ok(format!("/{table}?{}", parts.join("&")))
+}
+
+// ---------------------------------------------------------------- PATCH
+
+/// Update the rows the filters select with the body's values.
+pub async fn update(state: &AppState, ctx: Ctx, body: bytes::Bytes) -> RestResult<Response> {
+    check_content_type(&ctx.headers)?;
+    let schema = state.db.schema.get();
+    let table = lookup(&schema, &ctx)?;
+    let Value::Object(obj) = parse_json(&body)? else {
+        return Err(RestError::body("PATCH takes one JSON object"));
+    };
+    let mut planner = Planner::new(&schema, &ctx.query);
+    planner.check_paths()?;
+    let mut sets = Vec::new();
+    for (name, v) in &obj {
+        if ctx
+            .query
+            .columns
+            .as_ref()
+            .is_some_and(|cols| !cols.contains(name))
+        {
+            continue;
+        }
+        let col = table
+            .column(name)
+            .ok_or_else(|| RestError::no_column_in_body(&table.name, name))?;
+        let p = planner.sql.bind(value::from_json(col.ty, v)?);
+        sets.push(format!("{} = {p}", ident(name)));
+    }
+    let (offset, limit) = super::read::paging(&ctx)?;
+    let returning = returning_key(table);
+    let stmt = if sets.is_empty() {
+        None
+    } else if limit.is_some() || offset > 0 || ctx.query.order.contains_key(&Vec::new()) {
+        let keys = planner.select_keys(table, limit, offset)?;
+        Some(format!(
+            "UPDATE {} SET {} WHERE {} IN ({keys}) RETURNING {returning}",
+            ident(&table.name),
+            sets.join(", "),
+            returning
+        ))
+    } else {
+        let (alias, cond) = planner.top_conditions(table)?;
+        Some(format!(
+            "UPDATE {} AS {alias} SET {} WHERE {cond} RETURNING {returning}",
+            ident(&table.name),
+            sets.join(", ")
+        ))
+    };
+    let stmts: Vec<Stmt> = stmt.map(|s| (s, planner.sql.params)).into_iter().collect();
+    let repr = representation(&schema, &ctx, table)?;
+    let single = ctx.accept.media == Media::Single;
+    let strict_max = max_affected(&ctx);
+    let outcome = state
+        .db
+        .writer
+        .write(mode(&ctx), move |conn| -> RestResult<Outcome> {
+            let mut keys = Vec::new();
+            collect_keys(conn, &stmts, &mut keys)?;
+            let rows = finish(conn, single, strict_max, &keys, repr)?;
+            Ok(Outcome {
+                affected: keys.len(),
+                rows,
+                location: None,
+            })
+        })
+        .await?;
+    respond(&ctx, StatusCode::NO_CONTENT, outcome)
+}
+
+// ---------------------------------------------------------------- DELETE
+
+/// Delete the rows the filters select.
+pub async fn delete(state: &AppState, ctx: Ctx) -> RestResult<Response> {
+    let schema = state.db.schema.get();
+    let table = lookup(&schema, &ctx)?;
+    let mut planner = Planner::new(&schema, &ctx.query);
+    planner.check_paths()?;
+    let (offset, limit) = super::read::paging(&ctx)?;
+    let repr = representation(&schema, &ctx, table)?;
+    // Rows are rendered before they are deleted, so select their keys first.
+    let select_keys = planner.select_keys(table, limit, offset)?;
+    let keys_stmt: Stmt = (select_keys, planner.sql.params);
+    let delete_sql = format!(
+        "DELETE FROM {} WHERE {} IN (SELECT value FROM json_each(?1))",
+        ident(&table.name),
+        returning_key(table)
+    );
+    let single = ctx.accept.media == Media::Single;
+    let strict_max = max_affected(&ctx);
+    let outcome = state
+        .db
+        .writer
+        .write(mode(&ctx), move |conn| -> RestResult<Outcome> {
+            let mut keys = Vec::new();
+            collect_keys(conn, std::slice::from_ref(&keys_stmt), &mut keys)?;
+            let rows = finish(conn, single, strict_max, &keys, repr)?;
+            if !keys.is_empty() {
+                conn.prepare_cached(&delete_sql)?
+                    .execute([Value::Array(keys.clone()).to_string()])?;
+            }
+            Ok(Outcome {
+                affected: keys.len(),
+                rows,
+                location: None,
+            })
+        })
+        .await?;
+    respond(&ctx, StatusCode::NO_CONTENT, outcome)
+}
+
+// ---------------------------------------------------------------- response
+
+fn respond(ctx: &Ctx, no_body_status: StatusCode, outcome: Outcome) -> RestResult<Response> {
+    let total = ctx.prefer.count.then_some(outcome.affected as i64);
+    let mut res = Response::builder();
+    if let Some(loc) = &outcome.location {
+        res = res.header(header::LOCATION, loc);
+    }
+    if !ctx.prefer.applied.is_empty() {
+        res = res.header("preference-applied", ctx.prefer.applied.join(", "));
+    }
+    let built = match outcome.rows {
+        Some(rows) => {
+            let body = response::render(&rows, ctx.accept)?;
+            let status = if no_body_status == StatusCode::CREATED {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            res.status(status)
+                .header(header::CONTENT_TYPE, body.content_type)
+                .header(
+                    "content-range",
+                    response::content_range(0, rows.len(), total),
+                )
+                .body(Body::from(body.bytes))
+        }
+        None => res
+            .status(no_body_status)
+            .header("content-range", response::content_range(0, 0, total))
+            .body(Body::empty()),
+    };
+    built.map_err(|e| RestError::new(StatusCode::INTERNAL_SERVER_ERROR, "XX000", e.to_string()))
+}

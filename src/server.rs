@@ -1,0 +1,130 @@
+//! `outpost serve`: open the database, bind, serve until SIGTERM/SIGINT, then shut down cleanly.
+
+use crate::app::{self, AppState};
+use crate::config::Config;
+use crate::db::{Db, DbError};
+use crate::keys::{self, KeyError, ProjectKeys, Verifier};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often the writer folds the WAL back into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("{0}")]
+    Db(#[from] DbError),
+    #[error("{0}")]
+    Keys(#[from] KeyError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Run the server until a shutdown signal.
+pub fn serve(config: Config) -> Result<(), ServerError> {
+    init_tracing();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(config))
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("OUTPOST_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // A second call (tests starting servers in-process) keeps the first subscriber.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+}
+
+async fn run(config: Config) -> Result<(), ServerError> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let secret = keys::load_or_create_secret(&config.data_dir)?;
+    let project_keys = ProjectKeys::derive(&secret)?;
+    let (db, writer_thread) = Db::open(
+        &config.db_path(),
+        config.migrations_dir.as_deref(),
+        config.read_connections,
+    )?;
+    let listener = tokio::net::TcpListener::bind(&config.http)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: config.http.clone(),
+            source,
+        })?;
+    let addr = listener.local_addr()?;
+    let state = AppState {
+        db: db.clone(),
+        verifier: Verifier::new(&secret),
+        keys: Arc::new(project_keys.clone()),
+        config: Arc::new(config),
+    };
+
+    // The banner goes to stdout so scripts can read the URL and keys; logs go to stderr.
+    println!(
+        "Outpost {} listening on http://{addr}",
+        env!("CARGO_PKG_VERSION")
+    );
+    println!("  anon key:         {}", project_keys.anon_key);
+    println!("  service_role key: {}", project_keys.service_role_key);
+    tracing::info!(%addr, data_dir = %state.config.data_dir.display(), "ready");
+
+    let checkpointer = tokio::spawn(checkpoint_loop(db.clone()));
+    let app = app::router(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("draining done; closing the database");
+    checkpointer.abort();
+    drop(db);
+    // The writer thread finishes queued jobs, checkpoints (TRUNCATE) and closes.
+    tokio::task::spawn_blocking(move || writer_thread.join())
+        .await
+        .map_err(std::io::Error::other)?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn checkpoint_loop(db: Db) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = db.writer.checkpoint().await {
+            tracing::warn!(error = %e, "checkpoint failed");
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown signal received; draining in-flight requests");
+}

@@ -1,0 +1,261 @@
+// Roles and JWT checks, and the PostgREST error codes / statuses for bad requests.
+import { test, before, after, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, signJwt, rest } from '../lib/server.js';
+import { BLOG_MIGRATIONS } from '../lib/fixtures.js';
+import { ok, fails, show, assertErrorShape } from '../lib/assert.js';
+
+let srv;
+let db;
+
+before(async () => {
+  srv = await startServer({ migrations: BLOG_MIGRATIONS });
+  db = srv.client('service');
+});
+after(async () => {
+  await srv?.stop();
+});
+
+const now = () => Math.floor(Date.now() / 1000);
+
+function userJwt() {
+  return srv.mintJwt({
+    role: 'authenticated',
+    aud: 'authenticated',
+    sub: '11111111-2222-4333-8444-555555555555',
+    email: 'user@example.com',
+    session_id: '99999999-2222-4333-8444-555555555555',
+    aal: 'aal1',
+    amr: [{ method: 'password', timestamp: now() }],
+    is_anonymous: false,
+  });
+}
+
+/** A client that sends apikey=anon and Authorization=Bearer <token> (as supabase-js does with a session). */
+function clientWithToken(token) {
+  return srv.client('anon', { global: { headers: { Authorization: `Bearer ${token}` } } });
+}
+
+describe('roles: only service_role may touch user tables in this issue', () => {
+  test('service_role reads', async () => {
+    const data = ok(await db.from('authors').select('id').order('id'), 200);
+    assert.deepEqual(data, [{ id: 1 }, { id: 2 }, { id: 3 }]);
+  });
+
+  test('anon gets 42501 / 401 on select, insert, update, delete', async () => {
+    const anon = srv.client('anon');
+    const e1 = fails(await anon.from('posts').select('*'), 401, '42501');
+    assertErrorShape(e1);
+    fails(await anon.from('authors').insert({ name: 'Mallory' }), 401, '42501');
+    fails(await anon.from('authors').update({ name: 'Mallory' }).eq('id', 1), 401, '42501');
+    fails(await anon.from('authors').delete().eq('id', 1), 401, '42501');
+    fails(await anon.from('authors').upsert({ id: 1, name: 'Mallory' }), 401, '42501');
+    // nothing was written
+    assert.deepEqual(ok(await db.from('authors').select('id,name').order('id')), [
+      { id: 1, name: 'Ada' },
+      { id: 2, name: 'Brian' },
+      { id: 3, name: 'Chen' },
+    ]);
+  });
+
+  test('anon head/count requests are refused too', async () => {
+    const anon = srv.client('anon');
+    const res = await anon.from('posts').select('*', { count: 'exact', head: true });
+    assert.equal(res.status, 401, show(res));
+    assert.equal(res.count, null, show(res));
+  });
+
+  test('authenticated user gets 42501 / 403 on select, insert, update, delete', async () => {
+    const user = clientWithToken(userJwt());
+    const e = fails(await user.from('posts').select('id'), 403, '42501');
+    assertErrorShape(e);
+    fails(await user.from('authors').insert({ name: 'Mallory' }), 403, '42501');
+    fails(await user.from('authors').update({ name: 'Mallory' }).eq('id', 1), 403, '42501');
+    fails(await user.from('authors').delete().eq('id', 1), 403, '42501');
+    assert.deepEqual(ok(await db.from('authors').select('name').eq('id', 1)), [{ name: 'Ada' }]);
+  });
+
+  test('the role comes from Authorization, not apikey: apikey=anon + Bearer service_role reads', async () => {
+    const data = ok(await clientWithToken(srv.serviceKey).from('authors').select('id').eq('id', 2), 200);
+    assert.deepEqual(data, [{ id: 2 }]);
+  });
+
+  test('unknown table for anon is still an error, and leaks no data', async () => {
+    const res = await srv.client('anon').from('no_such_table').select('*');
+    assert.ok([401, 404].includes(res.status), show(res));
+    assert.equal(res.data, null);
+  });
+});
+
+describe('JWT validation', () => {
+  test('missing apikey and Authorization is 401', async () => {
+    const res = await fetch(`${srv.restUrl}/posts?select=id`);
+    const text = await res.text();
+    assert.equal(res.status, 401, text);
+    assert.doesNotMatch(text, /Hello World/);
+  });
+
+  test('bad signature is PGRST301 / 401', async () => {
+    const forged = signJwt({ role: 'service_role', iss: 'outpost', iat: now(), exp: now() + 3600 }, 'x'.repeat(40));
+    const e = fails(await srv.client(forged).from('posts').select('id'), 401, 'PGRST301');
+    assertErrorShape(e);
+    fails(await clientWithToken(forged).from('posts').select('id'), 401, 'PGRST301');
+  });
+
+  test('a token that is not a JWT is PGRST301 / 401', async () => {
+    fails(await srv.client('not-a-jwt').from('posts').select('id'), 401, 'PGRST301');
+    fails(await clientWithToken('a.b.c').from('posts').select('id'), 401, 'PGRST301');
+  });
+
+  test('alg "none" is rejected (401), never trusted', async () => {
+    const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const unsigned = `${b64({ alg: 'none', typ: 'JWT' })}.${b64({ role: 'service_role', iss: 'outpost', iat: now(), exp: now() + 3600 })}.`;
+    const res = await srv.client(unsigned).from('posts').select('id');
+    assert.equal(res.status, 401, show(res));
+    assert.equal(res.data, null);
+  });
+
+  test('HS512 signed with the right secret but unexpected alg is not accepted as service_role', async () => {
+    // Outpost keys are HS256; a server may accept or refuse other HMAC algs, but a refusal must be 401.
+    const { createHmac } = await import('node:crypto');
+    const h = Buffer.from(JSON.stringify({ alg: 'HS512', typ: 'JWT' })).toString('base64url');
+    const p = Buffer.from(JSON.stringify({ role: 'service_role', iss: 'outpost', iat: now(), exp: now() + 3600 })).toString('base64url');
+    const s = createHmac('sha512', srv.secret).update(`${h}.${p}`).digest('base64url');
+    const res = await srv.client(`${h}.${p}.${s}`).from('authors').select('id').eq('id', 1);
+    assert.ok(res.status === 200 || res.status === 401, show(res));
+    if (res.status === 200) assert.deepEqual(res.data, [{ id: 1 }]);
+  });
+
+  test('expired token is PGRST303 / 401', async () => {
+    const expired = srv.mintJwt({ role: 'service_role', iat: now() - 7200, exp: now() - 3600 });
+    const e = fails(await srv.client(expired).from('posts').select('id'), 401, 'PGRST303');
+    assertErrorShape(e);
+  });
+
+  test('an expired user token is PGRST303 / 401 even with a valid apikey', async () => {
+    const expired = srv.mintJwt({ role: 'authenticated', aud: 'authenticated', sub: '11111111-2222-4333-8444-555555555555', iat: now() - 7200, exp: now() - 60 });
+    fails(await clientWithToken(expired).from('posts').select('id'), 401, 'PGRST303');
+  });
+
+  test('the minted keys work: anon and service_role differ only by role claim', async () => {
+    const anonKey = signJwt({ role: 'anon', iss: 'outpost', iat: now(), exp: now() + 600 }, srv.secret);
+    fails(await srv.client(anonKey).from('posts').select('id'), 401, '42501');
+    const svc = signJwt({ role: 'service_role', iss: 'outpost', iat: now(), exp: now() + 600 }, srv.secret);
+    assert.equal(ok(await srv.client(svc).from('posts').select('id')).length, 5);
+  });
+});
+
+describe('PostgREST error codes', () => {
+  test('unknown table is PGRST205 / 404', async () => {
+    const e = fails(await db.from('no_such_table').select('*'), 404, 'PGRST205');
+    assertErrorShape(e);
+  });
+
+  test('SQLite system tables are not exposed (PGRST205 / 404)', async () => {
+    fails(await db.from('sqlite_master').select('*'), 404, 'PGRST205');
+    fails(await db.from('sqlite_schema').select('*'), 404, 'PGRST205');
+  });
+
+  test('unknown column in select is 42703 / 400', async () => {
+    const e = fails(await db.from('posts').select('id,nope'), 400, '42703');
+    assertErrorShape(e);
+  });
+
+  test('unknown column in a filter is 42703 / 400', async () => {
+    fails(await db.from('posts').select('id').eq('nope', 1), 400, '42703');
+  });
+
+  test('unknown column in order is 42703 / 400', async () => {
+    fails(await db.from('posts').select('id').order('nope'), 400, '42703');
+  });
+
+  test('unknown column inside an embed is 42703 / 400', async () => {
+    fails(await db.from('posts').select('id,authors(nope)'), 400, '42703');
+  });
+
+  test('unknown filter operator is PGRST100 / 400', async () => {
+    const e = fails(await db.from('posts').select('id').filter('id', 'nope', '1'), 400, 'PGRST100');
+    assertErrorShape(e);
+  });
+
+  test('malformed query strings are PGRST100 / 400', async () => {
+    for (const qs of [
+      '?select=id&order=id.sideways',
+      '?select=id&or=(id.eq.1',
+      '?select=id&id=in.1,2',
+      '?select=id,authors(name',
+      '?select=id&id=eq',
+    ]) {
+      const r = await rest(srv, `/posts${qs}`);
+      assert.equal(r.status, 400, `${qs} -> ${r.status} ${r.text}`);
+      assert.equal(r.json?.code, 'PGRST100', `${qs} -> ${r.text}`);
+      assertErrorShape(r.json, qs);
+    }
+  });
+
+  test('unknown relationship is PGRST200 / 400', async () => {
+    const e = fails(await db.from('authors').select('id,unicorns(*)'), 400, 'PGRST200');
+    assertErrorShape(e);
+  });
+
+  test('single() on 0 rows: PGRST116 / 406 with PostgREST message and details', async () => {
+    const r = await rest(srv, '/posts?select=id&id=eq.999', {
+      headers: { Accept: 'application/vnd.pgrst.object+json' },
+    });
+    assert.equal(r.status, 406, r.text);
+    assert.equal(r.json.code, 'PGRST116');
+    assertErrorShape(r.json);
+    assert.equal(r.json.message, 'Cannot coerce the result to a single JSON object');
+    assert.equal(r.json.details, 'The result contains 0 rows');
+  });
+
+  test('single() on many rows: details name the row count', async () => {
+    const r = await rest(srv, '/posts?select=id', { headers: { Accept: 'application/vnd.pgrst.object+json' } });
+    assert.equal(r.status, 406, r.text);
+    assert.equal(r.json.code, 'PGRST116');
+    assert.equal(r.json.details, 'The result contains 5 rows');
+  });
+
+  test('constraint errors carry the full error shape over the wire', async () => {
+    const cases = [
+      { body: { name: 'Ada' }, status: 409, code: '23505' }, // unique
+      { body: { id: 50 }, status: 400, code: '23502' }, // not null
+    ];
+    for (const c of cases) {
+      const r = await rest(srv, '/authors', { method: 'POST', body: c.body });
+      assert.equal(r.status, c.status, r.text);
+      assert.equal(r.json?.code, c.code, r.text);
+      assertErrorShape(r.json, c.code);
+      assert.match(r.headers.get('content-type') ?? '', /application\/json/);
+    }
+    const fk = await rest(srv, '/posts', { method: 'POST', body: { title: 'x', author_id: 77 } });
+    assert.equal(fk.status, 409, fk.text);
+    assert.equal(fk.json?.code, '23503');
+    assertErrorShape(fk.json, '23503');
+    const ck = await rest(srv, '/posts', { method: 'POST', body: { title: '' } });
+    assert.equal(ck.status, 400, ck.text);
+    assert.equal(ck.json?.code, '23514');
+    assertErrorShape(ck.json, '23514');
+    const unk = await rest(srv, '/posts', { method: 'POST', body: { title: 'x', wat: 1 } });
+    assert.equal(unk.status, 400, unk.text);
+    assert.equal(unk.json?.code, 'PGRST204');
+    assertErrorShape(unk.json, 'PGRST204');
+    // none of the above wrote anything
+    assert.deepEqual(ok(await db.from('posts').select('id').order('id')).map((p) => p.id), [1, 2, 3, 4, 5]);
+    assert.equal(ok(await db.from('authors').select('id')).length, 3);
+  });
+
+  test('invalid JSON body is PGRST102 / 400', async () => {
+    const r = await rest(srv, '/authors', { method: 'POST', body: '{"name": ' });
+    assert.equal(r.status, 400, r.text);
+    assert.equal(r.json?.code, 'PGRST102', r.text);
+    assertErrorShape(r.json);
+  });
+
+  test('errors are never 500 for bad input', async () => {
+    for (const qs of ['?select=*&id=gt.abc', '?select=*&limit=-1', '?select=id::nonsense_type', '?select=meta->>', '?select=*&order=']) {
+      const r = await rest(srv, `/posts${qs}`);
+      assert.ok(r.status < 500, `${qs} -> ${r.status} ${r.text}`);
+    }
+  });
+});
