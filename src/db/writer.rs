@@ -205,3 +205,65 @@ fn refresh_schema(conn: &Connection, cache: &SchemaCache) {
         Err(e) => tracing::error!(error = %e, "reloading the schema cache failed"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::connection;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_job_does_not_undo_its_batch_neighbours() {
+        let dir = std::env::temp_dir().join(format!("outpost-writer-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("w.db");
+        let conn = connection::open_writer(&path).unwrap();
+        conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+            .unwrap();
+        let (writer, handle) = Writer::spawn(conn, SchemaCache::default());
+        // Queue many jobs at once so they share transactions; every third one fails midway.
+        let mut jobs = Vec::new();
+        for i in 0..60i64 {
+            let w = writer.clone();
+            jobs.push(tokio::spawn(async move {
+                w.write(Mode::Commit, move |c: &Connection| -> Result<(), DbError> {
+                    c.execute("INSERT INTO t (id, v) VALUES (?1, 'x')", [i])?;
+                    if i % 3 == 0 {
+                        // A second statement fails: the job's first insert must be undone too.
+                        c.execute("INSERT INTO t (id, v) VALUES (?1, NULL)", [i + 1000])?;
+                    }
+                    Ok(())
+                })
+                .await
+            }));
+        }
+        let mut failures = 0;
+        for j in jobs {
+            if j.await.unwrap().is_err() {
+                failures += 1;
+            }
+        }
+        assert_eq!(failures, 20);
+        // A rolled-back job returns its result but leaves nothing.
+        let n: i64 = writer
+            .write(Mode::Rollback, |c: &Connection| -> Result<i64, DbError> {
+                c.execute("DELETE FROM t", [])?;
+                Ok(c.changes() as i64)
+            })
+            .await
+            .unwrap();
+        assert_eq!(n, 40);
+        drop(writer);
+        handle.join().unwrap();
+        let check = Connection::open(&path).unwrap();
+        let ids: Vec<i64> = check
+            .prepare("SELECT id FROM t ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let expected: Vec<i64> = (0..60).filter(|i| i % 3 != 0).collect();
+        assert_eq!(ids, expected);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

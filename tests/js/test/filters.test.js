@@ -8,7 +8,7 @@
 //   5 | Zebra 100%             | true      | {"b":"z"}                         | ["green"]       | 2      | 2
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer } from '../lib/server.js';
+import { startServer, rest } from '../lib/server.js';
 import { BLOG_MIGRATIONS, ids } from '../lib/fixtures.js';
 import { ok } from '../lib/assert.js';
 
@@ -171,9 +171,11 @@ test('or() with nested and() and not', async () => {
     [4, 5],
   );
   assert.deepEqual(
-    await postIds((q) => q.or('and(author_id.eq.1,published.is.false),and(author_id.eq.2,not.score.gt.2.5)')),
+    await postIds((q) => q.or('and(author_id.eq.1,published.is.false),and(author_id.eq.2,score.not.gt.2.5)')),
     [2, 5],
   );
+  // a negated logic tree inside or()
+  assert.deepEqual(await postIds((q) => q.or('id.eq.1,not.and(id.gt.1,published.eq.true)')), [1, 2, 4]);
   assert.deepEqual(await postIds((q) => q.or('id.in.(1,2),title.like.Zeb*')), [1, 2, 5]);
 });
 
@@ -203,4 +205,23 @@ test('filters compose with order and limit', async () => {
     await db.from('posts').select('id').eq('published', true).order('score', { ascending: false }).limit(2),
   );
   assert.deepEqual(ids(data), [1, 3]);
+});
+
+test('top-level and=(...) and not.or=(...) query parameters (plain HTTP)', async () => {
+  const a = await rest(srv, '/posts?select=id&order=id&and=(id.gt.1,id.lt.4)');
+  assert.equal(a.status, 200, a.text);
+  assert.deepEqual(ids(a.json), [2, 3]);
+  const b = await rest(srv, '/posts?select=id&order=id&not.or=(id.eq.1,id.eq.2)');
+  assert.equal(b.status, 200, b.text);
+  assert.deepEqual(ids(b.json), [3, 4, 5]);
+  const c = await rest(srv, '/posts?select=id&order=id&not.and=(published.is.true,score.gt.2.5)');
+  assert.equal(c.status, 200, c.text);
+  assert.deepEqual(ids(c.json), [2, 4, 5]);
+});
+
+test('order by a JSON path', async () => {
+  const data = ok(await db.from('posts').select('id').order('meta->>b').order('id'));
+  assert.deepEqual(ids(data), [1, 2, 5, 3, 4]);
+  const desc = ok(await db.from('posts').select('id').order('meta->a', { ascending: false, nullsFirst: false }).order('id'));
+  assert.deepEqual(ids(desc), [4, 2, 1, 3, 5]);
 });
