@@ -273,3 +273,27 @@ test('embedding an existing table with no FK between them is PGRST200 / 400', as
   const res = await db.from('comments').select('id,messages(id)');
   fails(res, 400, 'PGRST200');
 });
+
+test('filter on a nested embed (posts.comments.votes) filters the innermost rows only', async () => {
+  const data = ok(
+    await db
+      .from('authors')
+      .select('id,posts(id,comments(id))')
+      .gt('posts.comments.votes', 2)
+      .order('id')
+      .order('id', { referencedTable: 'posts' })
+      .order('id', { referencedTable: 'posts.comments' }),
+  );
+  assert.deepEqual(data, [
+    { id: 1, posts: [{ id: 1, comments: [{ id: 1 }, { id: 2 }] }, { id: 2, comments: [] }] },
+    { id: 2, posts: [{ id: 3, comments: [] }, { id: 5, comments: [] }] },
+    { id: 3, posts: [] },
+  ]);
+});
+
+test('top-level filter on embed existence: authors=not.is.null acts like !inner', async () => {
+  const data = ok(await db.from('posts').select('id,authors(name)').not('authors', 'is', null).order('id'));
+  assert.deepEqual(ids(data), [1, 2, 3, 5]);
+  const none = ok(await db.from('posts').select('id,authors(name)').is('authors', null));
+  assert.deepEqual(none, [{ id: 4, authors: null }]);
+});

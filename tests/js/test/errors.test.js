@@ -245,6 +245,23 @@ describe('PostgREST error codes', () => {
     assert.equal(ok(await db.from('authors').select('id')).length, 3);
   });
 
+  test('a schema other than public is PGRST106 / 406', async () => {
+    const other = srv.client('service', { db: { schema: 'private' } });
+    fails(await other.from('posts').select('id'), 406, 'PGRST106');
+    fails(await other.from('posts').insert({ title: 'nope' }), 406, 'PGRST106');
+    assert.deepEqual(ok(await db.from('posts').select('id').eq('title', 'nope')), []);
+  });
+
+  test('an unsupported Content-Type on a write is PGRST107 / 415', async () => {
+    const r = await rest(srv, '/authors', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/xml' },
+      body: '<author><name>X</name></author>',
+    });
+    assert.equal(r.status, 415, r.text);
+    assert.equal(r.json?.code, 'PGRST107', r.text);
+  });
+
   test('invalid JSON body is PGRST102 / 400', async () => {
     const r = await rest(srv, '/authors', { method: 'POST', body: '{"name": ' });
     assert.equal(r.status, 400, r.text);

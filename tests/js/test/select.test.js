@@ -9,7 +9,15 @@ let srv;
 let db;
 
 before(async () => {
-  srv = await startServer({ migrations: BLOG_MIGRATIONS });
+  srv = await startServer({
+    migrations: {
+      ...BLOG_MIGRATIONS,
+      '0003_people.sql': `
+        CREATE TABLE people (id INTEGER PRIMARY KEY, "first name" TEXT, "x-y" INTEGER);
+        INSERT INTO people (id, "first name", "x-y") VALUES (1, 'Ann', 7), (2, 'Bob', NULL);
+      `,
+    },
+  });
   db = srv.client('service');
 });
 after(async () => {
@@ -198,4 +206,19 @@ test('stripNulls() omits null-valued keys', async () => {
 test('an empty table / no matching row gives [] with 200', async () => {
   const res = await db.from('posts').select('id').gt('id', 100);
   assert.deepEqual(ok(res, 200), []);
+});
+
+test('csv() renders NULL as an empty field and numbers plainly', async () => {
+  const data = ok(await db.from('posts').select('id,score').in('id', [1, 2, 4]).order('id').csv());
+  assert.deepEqual(data.replace(/\r?\n$/, '').split(/\r?\n/), ['id,score', '1,4.5', '2,', '4,1.25']);
+});
+
+test('quoted identifiers: columns with a space or a dash', async () => {
+  const data = ok(await db.from('people').select('id,"first name",dash:"x-y"').order('id'));
+  assert.deepEqual(data, [
+    { id: 1, 'first name': 'Ann', dash: 7 },
+    { id: 2, 'first name': 'Bob', dash: null },
+  ]);
+  const all = ok(await db.from('people').select('*').eq('id', 1));
+  assert.deepEqual(all, [{ id: 1, 'first name': 'Ann', 'x-y': 7 }]);
 });

@@ -420,3 +420,57 @@ test('a failed write with select() returns no data', async () => {
   fails(res, 409, '23505');
   assert.deepEqual(await itemsLike('fsel-'), []);
 });
+
+// ---------------------------------------------------------------- values that need care on the wire
+
+test('unicode, quotes and URL-special characters round-trip and filter exactly', async () => {
+  const names = ['héllo wörld 🌍', 'it\'s "quoted"', 'a&b=c?d#e/f+g', 'paren (x), comma', '100% _under_'];
+  const rows = names.map((name, i) => ({ sku: `wire-${i}`, name }));
+  ok(await db.from('items').insert(rows));
+  for (const name of names) {
+    const got = ok(await db.from('items').select('name').eq('name', name));
+    assert.deepEqual(got, [{ name }], `eq ${name}`);
+  }
+  const inRes = ok(await db.from('items').select('sku').in('name', ['paren (x), comma', 'a&b=c?d#e/f+g']).order('sku'));
+  assert.deepEqual(inRes, [{ sku: 'wire-2' }, { sku: 'wire-3' }]);
+  // % and _ are wildcards only in like patterns, not in eq
+  assert.deepEqual(ok(await db.from('items').select('sku').eq('name', '100% _under_')), [{ sku: 'wire-4' }]);
+  assert.deepEqual(ok(await db.from('items').select('sku').eq('name', '100%')), []);
+});
+
+test('large integers and negative / fractional reals round-trip', async () => {
+  const data = ok(
+    await db.from('items').insert({ id: 9007199254740991, sku: 'big-1', name: 'big', qty: 2147483648, price: -0.125 }).select('id,qty,price').single(),
+  );
+  assert.deepEqual(data, { id: 9007199254740991, qty: 2147483648, price: -0.125 });
+  assert.deepEqual(ok(await db.from('items').select('sku').eq('id', 9007199254740991)), [{ sku: 'big-1' }]);
+});
+
+test('insert of several rows with single() fails with PGRST116 / 406 and inserts nothing', async () => {
+  const res = await db.from('items').insert([{ sku: 'sgl-1', name: 'a' }, { sku: 'sgl-2', name: 'b' }]).select().single();
+  fails(res, 406, 'PGRST116');
+  assert.deepEqual(await itemsLike('sgl-'), []);
+});
+
+test('update hitting several rows with single() fails with PGRST116 / 406 and changes nothing', async () => {
+  ok(await db.from('items').insert([{ sku: 'sglu-1', name: 'a' }, { sku: 'sglu-2', name: 'b' }]));
+  const res = await db.from('items').update({ name: 'z' }).like('sku', 'sglu-%').select().single();
+  fails(res, 406, 'PGRST116');
+  assert.deepEqual(await itemsLike('sglu-', 'name'), [{ name: 'a' }, { name: 'b' }]);
+});
+
+test('delete().select().single() on exactly one row returns it as an object', async () => {
+  ok(await db.from('items').insert({ sku: 'sgld-1', name: 'solo' }));
+  const data = ok(await db.from('items').delete().eq('sku', 'sgld-1').select('sku,name').single(), 200);
+  assert.deepEqual(data, { sku: 'sgld-1', name: 'solo' });
+  assert.deepEqual(await itemsLike('sgld-'), []);
+});
+
+test('upsert with defaultToNull:false keeps defaults for keys missing from some rows', async () => {
+  const res = await db
+    .from('items')
+    .upsert([{ sku: 'upd2n-1', name: 'a', note: 'set' }, { sku: 'upd2n-2', name: 'b' }], { onConflict: 'sku', defaultToNull: false })
+    .select('sku,note');
+  ok(res, [200, 201]);
+  assert.deepEqual(await itemsLike('upd2n-', 'sku,note'), [{ sku: 'upd2n-1', note: 'set' }, { sku: 'upd2n-2', note: 'none' }]);
+});
