@@ -2,7 +2,7 @@
 
 use regex::{Regex, RegexBuilder};
 use rusqlite::functions::{Context, FunctionFlags};
-use rusqlite::types::{Value as SqlValue, ValueRef};
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, Error, Result};
 use serde_json::Value;
 use std::sync::Arc;
@@ -25,7 +25,7 @@ pub fn register(conn: &Connection) -> Result<()> {
     conn.create_scalar_function("pg_like", 2, PURE, |ctx| like_fn(ctx, false))?;
     conn.create_scalar_function("pg_ilike", 2, PURE, |ctx| like_fn(ctx, true))?;
     conn.create_scalar_function("json_contains", 2, PURE, |ctx| {
-        json_pair(ctx, |a, b| contains(a, b))
+        json_pair(ctx, contains)
     })?;
     conn.create_scalar_function("json_overlaps", 2, PURE, |ctx| json_pair(ctx, overlaps))?;
     Ok(())
@@ -113,13 +113,10 @@ pub fn like_to_regex(pattern: &str) -> String {
 }
 
 fn json_pair(ctx: &Context, f: impl Fn(&Value, &Value) -> bool) -> Result<Option<bool>> {
+    // Text that is not JSON contains nothing and is contained by nothing: NULL, not an error,
+    // so one malformed row cannot fail a whole query.
     let parse = |i: usize| -> Result<Option<Value>> {
-        match text_arg(ctx, i)? {
-            None => Ok(None),
-            Some(s) => serde_json::from_str(&s)
-                .map(Some)
-                .map_err(|e| Error::UserFunctionError(Box::new(e))),
-        }
+        Ok(text_arg(ctx, i)?.and_then(|s| serde_json::from_str(&s).ok()))
     };
     let (Some(a), Some(b)) = (parse(0)?, parse(1)?) else {
         return Ok(None);
@@ -153,10 +150,6 @@ pub fn overlaps(a: &Value, b: &Value) -> bool {
     }
 }
 
-/// Converts a SQLite value into an owned value (used where borrowed refs cannot outlive a row).
-pub fn owned(v: ValueRef<'_>) -> SqlValue {
-    v.into()
-}
 
 #[cfg(test)]
 mod tests {
