@@ -5,7 +5,7 @@ use crate::db::Db;
 use crate::http;
 use crate::keys::{ProjectKeys, Verifier};
 use crate::rest;
-use axum::routing::get;
+use axum::routing::{any, get};
 use axum::{middleware, Json, Router};
 use std::sync::Arc;
 
@@ -23,6 +23,8 @@ pub fn router(state: AppState) -> Router {
     let cors = http::cors::layer(state.config.cors_origins.as_deref());
     Router::new()
         .route("/health", get(health))
+        // supabase-js asks for the OpenAPI document at `/rest/v1/`; nesting only serves `/rest/v1`.
+        .route("/rest/v1/", any(rest::handle_root))
         .nest("/rest/v1", rest::router())
         .with_state(state)
         .layer(cors)

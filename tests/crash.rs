@@ -50,7 +50,11 @@ async fn acknowledged_inserts_survive_kill_9() {
         let _ = t.await;
     }
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() >= 500, "too few writes acknowledged before the kill: {}", acked.len());
+    assert!(
+        acked.len() >= 500,
+        "too few writes acknowledged before the kill: {}",
+        acked.len()
+    );
 
     // Restart on the same data dir: recovery replays the WAL.
     let s = Server::start_in(dir);
@@ -62,13 +66,22 @@ async fn acknowledged_inserts_survive_kill_9() {
         .map(|r| (r["writer"].as_i64().unwrap(), r["seq"].as_i64().unwrap()))
         .collect();
     let missing: Vec<_> = acked.iter().filter(|k| !present.contains(k)).collect();
-    assert!(missing.is_empty(), "{} acknowledged rows lost, e.g. {:?}", missing.len(), &missing[..missing.len().min(5)]);
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged rows lost, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
 
     let conn = rusqlite::Connection::open(s.db_path()).unwrap();
-    let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(check, "ok");
     let fk: i64 = conn
-        .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0))
+        .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+            r.get(0)
+        })
         .unwrap();
     assert_eq!(fk, 0);
 }

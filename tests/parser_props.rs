@@ -12,8 +12,8 @@ fn grammar_soup() -> impl Strategy<Value = String> {
     let atoms = prop::sample::select(vec![
         "select=", "order=", "limit=", "offset=", "or=", "and=", "not.", "eq.", "in.", "is.",
         "like.", "cs.", "(", ")", "{", "}", "[", "]", ",", ".", ":", "::", "->", "->>", "!",
-        "!inner", "...", "\"", "*", "&", "=", "%", "%28", "%2C", "id", "title", "meta",
-        "authors", "posts", "null", "1", "-1", "'", ";", "\\", " ", "+", "é", "\u{0}",
+        "!inner", "...", "\"", "*", "&", "=", "%", "%28", "%2C", "id", "title", "meta", "authors",
+        "posts", "null", "1", "-1", "'", ";", "\\", " ", "+", "é", "\u{0}",
     ]);
     prop::collection::vec(atoms, 0..40).prop_map(|v| v.concat())
 }
@@ -58,18 +58,31 @@ async fn server_never_answers_500_to_any_query_string() {
             .join("&");
         for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
             let url = format!("/rest/v1/posts?{encoded}");
-            let Ok(res) = s.req(method.clone(), &url).header("prefer", "tx=rollback").send().await else {
+            let Ok(res) = s
+                .req(method.clone(), &url)
+                .header("prefer", "tx=rollback")
+                .send()
+                .await
+            else {
                 // reqwest refuses some URLs itself; those never reach the server.
                 continue;
             };
             let status = res.status().as_u16();
             let body = res.text().await.unwrap();
             assert!(status < 500, "{method} {url} → {status}: {body}");
-            if status < 300 { seen_ok += 1 } else { seen_4xx += 1 }
+            if status < 300 {
+                seen_ok += 1
+            } else {
+                seen_4xx += 1
+            }
         }
     }
     // Both outcomes must occur, or the generator is not exercising the grammar.
     assert!(seen_ok > 0 && seen_4xx > 0, "ok={seen_ok} 4xx={seen_4xx}");
     let rows = s.get_json("/rest/v1/posts?select=id", 200).await;
-    assert_eq!(rows, serde_json::json!([{"id": 1}]), "rolled-back deletes must leave the row");
+    assert_eq!(
+        rows,
+        serde_json::json!([{"id": 1}]),
+        "rolled-back deletes must leave the row"
+    );
 }

@@ -7,7 +7,10 @@ use serde_json::json;
 
 #[tokio::test]
 async fn health_and_clean_shutdown() {
-    let s = Server::start(&[("001_t.sql", "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);")]);
+    let s = Server::start(&[(
+        "001_t.sql",
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);",
+    )]);
     let health = s.get_json("/health", 200).await;
     assert_eq!(health["status"], "ok");
     let res = s.post_json("/rest/v1/t", json!({"v": "x"}), "").await;
@@ -26,8 +29,16 @@ async fn health_and_clean_shutdown() {
 async fn failing_migration_stops_startup_with_its_name() {
     let dir = TempDir::new();
     std::fs::create_dir_all(dir.0.join("migrations")).unwrap();
-    std::fs::write(dir.0.join("migrations/001_ok.sql"), "CREATE TABLE a (id INTEGER);").unwrap();
-    std::fs::write(dir.0.join("migrations/002_bad.sql"), "CREATE TABLE b (id INTEGER); SELEC 1;").unwrap();
+    std::fs::write(
+        dir.0.join("migrations/001_ok.sql"),
+        "CREATE TABLE a (id INTEGER);",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.0.join("migrations/002_bad.sql"),
+        "CREATE TABLE b (id INTEGER); SELEC 1;",
+    )
+    .unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_outpost"))
         .args(["serve", "--http", "127.0.0.1:0", "--data-dir"])
         .arg(dir.0.join("data"))
@@ -38,10 +49,17 @@ async fn failing_migration_stops_startup_with_its_name() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("002_bad.sql") && err.contains("syntax error"), "{err}");
+    assert!(
+        err.contains("002_bad.sql") && err.contains("syntax error"),
+        "{err}"
+    );
     let conn = rusqlite::Connection::open(dir.0.join("data/data.db")).unwrap();
     let b: i64 = conn
-        .query_row("SELECT count(*) FROM sqlite_schema WHERE name = 'b'", [], |r| r.get(0))
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name = 'b'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(b, 0, "the failed migration must leave nothing behind");
 }
@@ -80,7 +98,13 @@ async fn version_and_unavailable_commands() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("outpost "));
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_outpost"))
-        .args(["restore", "--replica", "file:///tmp/x", "--output", "/tmp/y"])
+        .args([
+            "restore",
+            "--replica",
+            "file:///tmp/x",
+            "--output",
+            "/tmp/y",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());

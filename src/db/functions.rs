@@ -24,9 +24,7 @@ pub fn register(conn: &Connection) -> Result<()> {
     conn.create_scalar_function("regexp_i", 2, PURE, |ctx| regex_fn(ctx, true))?;
     conn.create_scalar_function("pg_like", 2, PURE, |ctx| like_fn(ctx, false))?;
     conn.create_scalar_function("pg_ilike", 2, PURE, |ctx| like_fn(ctx, true))?;
-    conn.create_scalar_function("json_contains", 2, PURE, |ctx| {
-        json_pair(ctx, contains)
-    })?;
+    conn.create_scalar_function("json_contains", 2, PURE, |ctx| json_pair(ctx, contains))?;
     conn.create_scalar_function("json_overlaps", 2, PURE, |ctx| json_pair(ctx, overlaps))?;
     Ok(())
 }
@@ -149,7 +147,6 @@ pub fn overlaps(a: &Value, b: &Value) -> bool {
         _ => false,
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -135,7 +135,8 @@ async fn handle_table(
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn handle_root(
+/// `GET /rest/v1/`: the OpenAPI document (mounted with and without the trailing slash).
+pub async fn handle_root(
     State(state): State<AppState>,
     method: Method,
     uri: Uri,

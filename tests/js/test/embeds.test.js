@@ -297,3 +297,53 @@ test('top-level filter on embed existence: authors=not.is.null acts like !inner'
   const none = ok(await db.from('posts').select('id,authors(name)').is('authors', null));
   assert.deepEqual(none, [{ id: 4, authors: null }]);
 });
+
+test('count with a one-to-many !inner embed counts parents, not joined rows', async () => {
+  const res = await db.from('authors').select('id,posts!inner(id)', { count: 'exact', head: true });
+  ok(res, 200);
+  assert.equal(res.count, 2, JSON.stringify(res));
+  const filtered = await db
+    .from('posts')
+    .select('id,authors!inner(name)', { count: 'exact', head: true })
+    .eq('authors.name', 'Brian');
+  ok(filtered);
+  assert.equal(filtered.count, 2, JSON.stringify(filtered));
+});
+
+test('limit applies to parents even when a one-to-many embed has several children', async () => {
+  const data = ok(
+    await db
+      .from('authors')
+      .select('id,posts!inner(id)')
+      .order('id')
+      .order('id', { referencedTable: 'posts' })
+      .limit(1),
+  );
+  assert.deepEqual(data, [{ id: 1, posts: [{ id: 1 }, { id: 2 }] }]);
+});
+
+test('!inner with an embedded filter filters both the parents and the children', async () => {
+  const data = ok(
+    await db
+      .from('authors')
+      .select('id,posts!inner(id)')
+      .eq('posts.published', true)
+      .order('id')
+      .order('id', { referencedTable: 'posts' }),
+  );
+  assert.deepEqual(data, [
+    { id: 1, posts: [{ id: 1 }] },
+    { id: 2, posts: [{ id: 3 }, { id: 5 }] },
+  ]);
+});
+
+test('filter on a many-to-one embed without !inner nulls the embed but keeps every parent', async () => {
+  const data = ok(await db.from('posts').select('id,authors(name)').eq('authors.name', 'Brian').order('id'));
+  assert.deepEqual(data, [
+    { id: 1, authors: null },
+    { id: 2, authors: null },
+    { id: 3, authors: { name: 'Brian' } },
+    { id: 4, authors: null },
+    { id: 5, authors: { name: 'Brian' } },
+  ]);
+});

@@ -270,7 +270,23 @@ describe('PostgREST error codes', () => {
   });
 
   test('errors are never 500 for bad input', async () => {
-    for (const qs of ['?select=*&id=gt.abc', '?select=*&limit=-1', '?select=id::nonsense_type', '?select=meta->>', '?select=*&order=']) {
+    for (const qs of [
+      '?select=*&id=gt.abc',
+      '?select=*&limit=-1',
+      '?select=*&limit=abc',
+      '?select=*&offset=-5',
+      '?select=id::nonsense_type',
+      '?select=meta->>',
+      '?select=*&order=',
+      '?select=id,,title',
+      '?select=id&score=in.(1,,2)',
+      '?select=id&meta=cs.{not json',
+      '?select=id&title=match.(unclosed',
+      '?select=id&or=()',
+      '?select=posts(*)',
+      '?select=id&id=eq.1&id=eq.2',
+      `?select=id&title=eq.${'x'.repeat(5000)}`,
+    ]) {
       const r = await rest(srv, `/posts${qs}`);
       assert.ok(r.status < 500, `${qs} -> ${r.status} ${r.text}`);
     }

@@ -474,3 +474,42 @@ test('upsert with defaultToNull:false keeps defaults for keys missing from some 
   ok(res, [200, 201]);
   assert.deepEqual(await itemsLike('upd2n-', 'sku,note'), [{ sku: 'upd2n-1', note: 'set' }, { sku: 'upd2n-2', note: 'none' }]);
 });
+
+// ---------------------------------------------------------------- concurrency
+
+test('40 concurrent inserts from separate requests all land exactly once', async () => {
+  const results = await Promise.all(
+    Array.from({ length: 40 }, (_, i) => db.from('items').insert({ sku: `conc-${String(i).padStart(2, '0')}`, name: `c${i}` })),
+  );
+  for (const r of results) assert.equal(r.status, 201, show(r));
+  const res = await db.from('items').select('sku', { count: 'exact' }).like('sku', 'conc-%').order('sku');
+  ok(res);
+  assert.equal(res.count, 40);
+  assert.deepEqual(res.data.map((r) => r.sku), Array.from({ length: 40 }, (_, i) => `conc-${String(i).padStart(2, '0')}`));
+});
+
+test('concurrent inserts of the same UNIQUE key: exactly one wins, the rest get 23505 / 409', async () => {
+  const results = await Promise.all(
+    Array.from({ length: 10 }, (_, i) => db.from('items').insert({ sku: 'race-1', name: `r${i}` })),
+  );
+  const won = results.filter((r) => r.status === 201);
+  const lost = results.filter((r) => r.status === 409 && r.error?.code === '23505');
+  assert.equal(won.length, 1, results.map(show).join('\n'));
+  assert.equal(lost.length, 9, results.map(show).join('\n'));
+  assert.equal((await itemsLike('race-')).length, 1);
+});
+
+test('concurrent reads and writes interleave without errors or lost rows', async () => {
+  const ops = Array.from({ length: 30 }, (_, i) =>
+    i % 2 === 0
+      ? db.from('items').insert({ sku: `mix-${String(i).padStart(2, '0')}`, name: 'm', qty: i })
+      : db.from('items').select('sku').like('sku', 'mix-%'),
+  );
+  const results = await Promise.all(ops);
+  results.forEach((r, i) => {
+    assert.equal(r.error, null, show(r));
+    assert.equal(r.status, i % 2 === 0 ? 201 : 200, show(r));
+  });
+  const rows = await itemsLike('mix-', 'qty');
+  assert.deepEqual(rows.map((r) => r.qty), Array.from({ length: 15 }, (_, k) => k * 2));
+});
