@@ -1032,7 +1032,6 @@ async fn json_path_filters() {
 /// `->>` yields text, which compares as text. (Outpost treats JSON and JSONB columns alike, and
 /// Supabase schemas use jsonb.)
 #[tokio::test]
-#[ignore = "server bug: `->` values compare and sort as text, not as jsonb (10 < 2)"]
 async fn json_arrow_values_compare_and_sort_as_jsonb() {
     let s = start();
     let res = s

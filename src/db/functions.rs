@@ -24,6 +24,7 @@ pub fn register(conn: &Connection) -> Result<()> {
     conn.create_scalar_function("regexp_i", 2, PURE, |ctx| regex_fn(ctx, true))?;
     conn.create_scalar_function("pg_like", 2, PURE, |ctx| like_fn(ctx, false))?;
     conn.create_scalar_function("pg_ilike", 2, PURE, |ctx| like_fn(ctx, true))?;
+    conn.create_scalar_function("pg_float8", 1, PURE, |ctx| Ok(float8_json(ctx.get_raw(0))))?;
     conn.create_scalar_function("json_contains", 2, PURE, |ctx| json_pair(ctx, contains))?;
     conn.create_scalar_function("json_overlaps", 2, PURE, |ctx| json_pair(ctx, overlaps))?;
     Ok(())
@@ -37,6 +38,24 @@ pub fn now_iso() -> String {
     );
     now.format(&fmt)
         .unwrap_or_else(|_| now.unix_timestamp().to_string())
+}
+
+/// A number as JSON text with the shortest digits that read back exactly (as Postgres prints
+/// float8); infinities become the strings Postgres uses.
+fn float8_json(v: ValueRef<'_>) -> Option<String> {
+    match v {
+        ValueRef::Null => None,
+        ValueRef::Integer(i) => Some(i.to_string()),
+        // Whole numbers print without a fraction, as Postgres prints them.
+        ValueRef::Real(r) if r.fract() == 0.0 && r.abs() < 1e15 => Some(format!("{}", r as i64)),
+        ValueRef::Real(r) if r.is_finite() => Some(serde_json::Number::from_f64(r)?.to_string()),
+        ValueRef::Real(r) if r > 0.0 => Some("\"Infinity\"".into()),
+        ValueRef::Real(_) => Some("\"-Infinity\"".into()),
+        ValueRef::Text(t) => {
+            Some(Value::String(String::from_utf8_lossy(t).into_owned()).to_string())
+        }
+        ValueRef::Blob(b) => Some(Value::String(format!("\\x{}", hex::encode(b))).to_string()),
+    }
 }
 
 fn text_arg(ctx: &Context, i: usize) -> Result<Option<String>> {

@@ -45,6 +45,23 @@ impl Sql {
 struct Expr {
     sql: String,
     ty: ColType,
+    /// How the value compares and sorts when that differs from `sql`: a `->` path yields JSON
+    /// text, but compares as the JSON value (numbers as numbers), as jsonb does.
+    cmp: Option<String>,
+}
+
+impl Expr {
+    fn comparable(&self) -> &str {
+        self.cmp.as_deref().unwrap_or(&self.sql)
+    }
+
+    /// Bind a query-string operand for comparison with this expression.
+    fn operand(&self, v: &str) -> RestResult<SqlValue> {
+        if self.cmp.is_some() {
+            return Ok(value::json_scalar(v));
+        }
+        value::from_text(self.ty, v)
+    }
 }
 
 /// An expression ready to sit in `json_object`; `json` marks text that is already JSON.
@@ -447,9 +464,9 @@ impl<'a> Planner<'a> {
             (Operand::List(values), None) => {
                 let mut binds = Vec::new();
                 for v in values {
-                    binds.push(self.sql.bind(value::from_text(e.ty, v)?));
+                    binds.push(self.sql.bind(e.operand(v)?));
                 }
-                format!("{} IN ({})", e.sql, binds.join(", "))
+                format!("{} IN ({})", e.comparable(), binds.join(", "))
             }
             (Operand::Scalar(v), _) => self.compare(&e, f.op, v)?,
         };
@@ -461,7 +478,7 @@ impl<'a> Planner<'a> {
     }
 
     fn compare(&mut self, e: &Expr, op: Op, v: &str) -> RestResult<String> {
-        let x = &e.sql;
+        let x = e.comparable();
         Ok(match op {
             Op::Eq | Op::Neq | Op::Gt | Op::Gte | Op::Lt | Op::Lte => {
                 let sym = match op {
@@ -472,7 +489,7 @@ impl<'a> Planner<'a> {
                     Op::Lt => "<",
                     _ => "<=",
                 };
-                let p = self.sql.bind(value::from_text(e.ty, v)?);
+                let p = self.sql.bind(e.operand(v)?);
                 format!("{x} {sym} {p}")
             }
             Op::Like | Op::Ilike => {
@@ -517,11 +534,12 @@ impl<'a> Planner<'a> {
                 }
             },
             Op::IsDistinct => {
-                let p = self.sql.bind(value::from_text(e.ty, v)?);
+                let p = self.sql.bind(e.operand(v)?);
                 format!("{x} IS NOT {p}")
             }
             Op::Cs | Op::Cd | Op::Ov => {
                 let p = self.sql.bind(SqlValue::Text(value::json_operand(v)?));
+                let x = &e.sql;
                 match op {
                     Op::Cs => format!("json_contains({x}, {p})"),
                     Op::Cd => format!("json_contains({p}, {x})"),
@@ -567,11 +585,13 @@ impl<'a> Planner<'a> {
                     "(CASE json_type({doc}, {p}) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' WHEN 'null' THEN NULL ELSE CAST(({doc} ->> {p}) AS TEXT) END)"
                 ),
                 ty: ColType::Text,
+                cmp: None,
             }
         } else {
             Expr {
                 sql: format!("({doc} -> {p})"),
                 ty: ColType::Json,
+                cmp: Some(format!("({doc} ->> {p})")),
             }
         })
     }
@@ -588,11 +608,12 @@ impl<'a> Planner<'a> {
         } in terms
         {
             let e = self.field_expr(table, alias, field)?;
+            let e = e.comparable();
             let dir = if *descending { "DESC" } else { "ASC" };
             // Postgres sorts NULLs as larger than any value: last ascending, first descending.
             let first = nulls_first.unwrap_or(*descending);
             let nulls = if first { "NULLS FIRST" } else { "NULLS LAST" };
-            parts.push(format!("{} {dir} {nulls}", e.sql));
+            parts.push(format!("{e} {dir} {nulls}"));
         }
         Ok(if parts.is_empty() {
             String::new()
@@ -639,6 +660,7 @@ fn column_expr(alias: &str, column: &str, ty: ColType) -> Expr {
     Expr {
         sql: format!("{alias}.{}", ident(column)),
         ty,
+        cmp: None,
     }
 }
 
@@ -656,9 +678,14 @@ fn output(e: Expr) -> Val {
             sql: format!("json(CASE WHEN json_valid({x}) THEN {x} ELSE json_quote({x}) END)"),
             json: true,
         },
-        ColType::Integer | ColType::Real => Val {
+        ColType::Integer => Val {
             sql: x.clone(),
             json: false,
+        },
+        // SQLite renders reals with 15 digits; pg_float8 gives the shortest exact form.
+        ColType::Real => Val {
+            sql: format!("json(pg_float8({x}))"),
+            json: true,
         },
         ColType::Blob | ColType::Text | ColType::Any => Val {
             sql: format!(
@@ -684,23 +711,28 @@ fn apply_cast(e: Expr, cast: Option<&str>) -> RestResult<Expr> {
             Expr {
                 sql,
                 ty: ColType::Text,
+                cmp: None,
             }
         }
         "int" | "integer" | "bigint" | "smallint" | "int2" | "int4" | "int8" => Expr {
             sql: format!("CAST({x} AS INTEGER)"),
             ty: ColType::Integer,
+            cmp: None,
         },
         "float" | "real" | "double" | "float4" | "float8" | "numeric" | "decimal" => Expr {
             sql: format!("CAST({x} AS REAL)"),
             ty: ColType::Real,
+            cmp: None,
         },
         "bool" | "boolean" => Expr {
             sql: e.sql,
             ty: ColType::Bool,
+            cmp: None,
         },
         "json" | "jsonb" => Expr {
             sql: e.sql,
             ty: ColType::Json,
+            cmp: e.cmp,
         },
         _ => {
             return Err(RestError::new(

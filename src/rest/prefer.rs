@@ -96,6 +96,11 @@ impl Prefer {
                 }
             }
         }
+        if !p.strict {
+            // max-affected is honoured only with handling=strict, so only then is it applied.
+            p.max_affected = None;
+            p.applied.retain(|a| !a.starts_with("max-affected="));
+        }
         if p.strict && !invalid.is_empty() {
             return Err(RestError::new(
                 StatusCode::BAD_REQUEST,

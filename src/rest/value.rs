@@ -38,10 +38,7 @@ pub fn from_text(ty: ColType, s: &str) -> RestResult<SqlValue> {
     let bad = || RestError::invalid_input(type_name(ty), s);
     Ok(match ty {
         ColType::Bool => SqlValue::Integer(i64::from(parse_bool(s).ok_or_else(bad)?)),
-        ColType::Integer => match s.trim().parse::<i64>() {
-            Ok(i) => SqlValue::Integer(i),
-            Err(_) => SqlValue::Real(parse_real(s).ok_or_else(bad)?),
-        },
+        ColType::Integer => SqlValue::Integer(s.trim().parse::<i64>().map_err(|_| bad())?),
         ColType::Real => SqlValue::Real(parse_real(s).ok_or_else(bad)?),
         ColType::Blob => SqlValue::Blob(parse_bytea(s).ok_or_else(bad)?),
         ColType::Any => match s.parse::<i64>() {
@@ -60,6 +57,20 @@ fn parse_real(s: &str) -> Option<f64> {
     match t.to_ascii_lowercase().as_str() {
         "nan" | "infinity" | "-infinity" | "inf" | "-inf" => None,
         _ => t.parse::<f64>().ok().filter(|f| f.is_finite()),
+    }
+}
+
+/// An operand compared with a JSON value (`col->key`): a JSON literal when it is one (`5`,
+/// `true`, `"text"`), else the text itself.
+pub fn json_scalar(s: &str) -> SqlValue {
+    match serde_json::from_str::<Value>(s) {
+        Ok(Value::Number(n)) => match n.as_i64() {
+            Some(i) => SqlValue::Integer(i),
+            None => SqlValue::Real(n.as_f64().unwrap_or_default()),
+        },
+        Ok(Value::Bool(b)) => SqlValue::Integer(i64::from(b)),
+        Ok(Value::String(t)) => SqlValue::Text(t),
+        _ => SqlValue::Text(s.to_string()),
     }
 }
 

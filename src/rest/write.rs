@@ -41,6 +41,14 @@ fn lookup<'s>(schema: &'s crate::db::schema::Schema, ctx: &Ctx) -> RestResult<&'
         .table(&ctx.table)
         .ok_or_else(|| RestError::no_table(&ctx.table))?;
     access::check_table(&ctx.caller, &table.name)?;
+    if table.is_view {
+        return Err(RestError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "55000",
+            format!("cannot write to view \"{}\"", table.name),
+        )
+        .hint("Views are read-only; write to their base tables."));
+    }
     Ok(table)
 }
 
@@ -147,11 +155,7 @@ fn mode(ctx: &Ctx) -> Mode {
 }
 
 fn max_affected(ctx: &Ctx) -> Option<i64> {
-    if ctx.prefer.strict {
-        ctx.prefer.max_affected
-    } else {
-        None
-    }
+    ctx.prefer.max_affected
 }
 
 // ---------------------------------------------------------------- POST
