@@ -721,7 +721,6 @@ async fn embed_null_filters_test_for_related_rows() {
 
 /// PostgREST infers a view's relationships from the foreign keys of its base tables.
 #[tokio::test]
-#[ignore = "server bug: views have no relationships (PostgREST infers them from the base tables' foreign keys)"]
 async fn embed_through_a_view() {
     let s = start();
     let v = rows(
@@ -759,7 +758,6 @@ async fn embed_through_a_view() {
 }
 
 #[tokio::test]
-#[ignore = "server bug: aggregates (`rel(count)`, `count()`, `col.sum()`) are not implemented"]
 async fn aggregates_count_and_sum() {
     let s = start();
     // The Supabase docs' "query referenced tables with count": `select('*, cities(count)')`.

@@ -153,6 +153,14 @@ impl Schema {
             let table = load_table(conn, &name, kind == "view", without_rowid)?;
             tables.insert(name, table);
         }
+        let views: Vec<String> = tables
+            .values()
+            .filter(|t| t.is_view)
+            .map(|t| t.name.clone())
+            .collect();
+        for view in views {
+            inherit_relationships(conn, &mut tables, &view)?;
+        }
         Ok(Schema { tables })
     }
 
@@ -255,6 +263,80 @@ fn load_table(
         foreign_keys,
         indexes,
     })
+}
+
+/// Give a view the relationships of the base-table columns it shows, as PostgREST does: its own
+/// foreign keys, and the foreign keys of other tables that point at columns it exposes.
+fn inherit_relationships(
+    conn: &Connection,
+    tables: &mut BTreeMap<String, Table>,
+    view: &str,
+) -> rusqlite::Result<()> {
+    // Which base column each view column shows (expressions show none).
+    let origins: Vec<(String, String, String)> = {
+        let stmt = match conn.prepare(&format!(
+            "SELECT * FROM main.\"{}\"",
+            view.replace('"', "\"\"")
+        )) {
+            Ok(s) => s,
+            // A view over something that no longer exists: it simply has no relationships.
+            Err(_) => return Ok(()),
+        };
+        stmt.columns_with_metadata()
+            .iter()
+            .filter_map(|c| {
+                Some((
+                    c.name().to_string(),
+                    c.table_name()?.to_string(),
+                    c.origin_name()?.to_string(),
+                ))
+            })
+            .collect()
+    };
+    let shown = |table: &str, cols: &[String]| -> Option<Vec<String>> {
+        cols.iter()
+            .map(|col| {
+                origins
+                    .iter()
+                    .find(|(_, t, c)| t == table && c == col)
+                    .map(|(v, _, _)| v.clone())
+            })
+            .collect()
+    };
+    let mut own = Vec::new();
+    let mut incoming: Vec<(String, ForeignKey)> = Vec::new();
+    for table in tables.values().filter(|t| !t.is_view) {
+        for fk in &table.foreign_keys {
+            // The view shows the referencing columns: the view references the same parent.
+            if let Some(columns) = shown(&table.name, &fk.columns) {
+                own.push(ForeignKey {
+                    table: view.to_string(),
+                    columns,
+                    ..fk.clone()
+                });
+            }
+            // The view shows the referenced columns: the child references the view too.
+            if let Some(ref_columns) = shown(&fk.ref_table, &fk.ref_columns) {
+                incoming.push((
+                    table.name.clone(),
+                    ForeignKey {
+                        ref_table: view.to_string(),
+                        ref_columns,
+                        ..fk.clone()
+                    },
+                ));
+            }
+        }
+    }
+    if let Some(v) = tables.get_mut(view) {
+        v.foreign_keys.extend(own);
+    }
+    for (child, fk) in incoming {
+        if let Some(t) = tables.get_mut(&child) {
+            t.foreign_keys.push(fk);
+        }
+    }
+    Ok(())
 }
 
 fn parent_primary_key(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {

@@ -53,10 +53,51 @@ pub enum JoinKind {
     Inner,
 }
 
+/// An aggregate function in a select list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aggregate {
+    Count,
+    Sum,
+    Avg,
+    Max,
+    Min,
+}
+
+impl Aggregate {
+    fn parse(name: &str) -> Option<Aggregate> {
+        Some(match name {
+            "count" => Aggregate::Count,
+            "sum" => Aggregate::Sum,
+            "avg" => Aggregate::Avg,
+            "max" => Aggregate::Max,
+            "min" => Aggregate::Min,
+            _ => return None,
+        })
+    }
+
+    /// The SQL function and the default output key.
+    pub fn name(self) -> &'static str {
+        match self {
+            Aggregate::Count => "count",
+            Aggregate::Sum => "sum",
+            Aggregate::Avg => "avg",
+            Aggregate::Max => "max",
+            Aggregate::Min => "min",
+        }
+    }
+}
+
 /// One entry of a `select=` list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SelectItem {
     Star,
+    /// `count()`, or `col.sum()` and the like; `field` is `None` for `count()`.
+    Aggregate {
+        func: Aggregate,
+        field: Option<Field>,
+        alias: Option<String>,
+        cast: Option<String>,
+    },
     Field {
         field: Field,
         alias: Option<String>,
@@ -247,6 +288,15 @@ fn select_item(p: &mut Cursor, depth: usize) -> RestResult<SelectItem> {
     } else {
         (None, first)
     };
+    // `count()` counts the rows of its level.
+    if name == "count" && p.eat_str("()") {
+        return Ok(SelectItem::Aggregate {
+            func: Aggregate::Count,
+            field: None,
+            alias,
+            cast: cast_suffix(p)?,
+        });
+    }
     // Embedded resource?
     if matches!(p.peek(), Some('!') | Some('(')) {
         let mut hint = None;
@@ -284,15 +334,33 @@ fn select_item(p: &mut Cursor, depth: usize) -> RestResult<SelectItem> {
         return Err(p.error("a spread (...) needs an embedded resource"));
     }
     let path = json_path(p)?;
-    let cast = if p.eat_str("::") {
+    let field = Field { column: name, path };
+    if p.eat('.') {
+        let func = p.ident()?;
+        let func = Aggregate::parse(&func)
+            .ok_or_else(|| p.error("unknown aggregate (count, sum, avg, max, min)"))?;
+        if !p.eat_str("()") {
+            return Err(p.error("expected () after an aggregate"));
+        }
+        return Ok(SelectItem::Aggregate {
+            func,
+            field: Some(field),
+            alias,
+            cast: cast_suffix(p)?,
+        });
+    }
+    Ok(SelectItem::Field {
+        field,
+        alias,
+        cast: cast_suffix(p)?,
+    })
+}
+
+fn cast_suffix(p: &mut Cursor) -> RestResult<Option<String>> {
+    Ok(if p.eat_str("::") {
         Some(p.ident()?)
     } else {
         None
-    };
-    Ok(SelectItem::Field {
-        field: Field { column: name, path },
-        alias,
-        cast,
     })
 }
 
@@ -762,6 +830,35 @@ mod tests {
         }
         assert!(matches!(&items[4], SelectItem::Embed(e) if e.spread));
         assert!(matches!(&items[5], SelectItem::Embed(e) if e.join == Some(JoinKind::Inner)));
+    }
+
+    #[test]
+    fn aggregates() {
+        let items = parse_select("count(),total:amount.sum()::int,status").unwrap();
+        assert!(matches!(
+            &items[0],
+            SelectItem::Aggregate {
+                func: Aggregate::Count,
+                field: None,
+                ..
+            }
+        ));
+        match &items[1] {
+            SelectItem::Aggregate {
+                func,
+                field,
+                alias,
+                cast,
+            } => {
+                assert_eq!(*func, Aggregate::Sum);
+                assert_eq!(field.as_ref().unwrap().column, "amount");
+                assert_eq!(alias.as_deref(), Some("total"));
+                assert_eq!(cast.as_deref(), Some("int"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse_select("amount.median()").is_err());
+        assert!(parse_select("amount.sum").is_err());
     }
 
     #[test]

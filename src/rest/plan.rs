@@ -6,7 +6,8 @@
 
 use super::error::{RestError, RestResult};
 use super::parse::{
-    Cond, Embed, Field, Filter, JoinKind, JsonKey, Op, Operand, OrderTerm, Quantifier, SelectItem,
+    Aggregate, Cond, Embed, Field, Filter, JoinKind, JsonKey, Op, Operand, OrderTerm, Quantifier,
+    SelectItem,
 };
 use super::query::{ApiQuery, Path};
 use super::value;
@@ -147,9 +148,10 @@ impl<'a> Planner<'a> {
         let path: Path = Vec::new();
         let obj = self.object(table, &alias, &self.query.select, &path)?;
         let cond = self.level_conditions(table, &alias, &self.query.select, &path)?;
+        let group = self.group_by(table, &alias, &self.query.select)?;
         let order = self.order_by(table, &alias, &path)?;
         let mut sql = format!(
-            "SELECT {obj} FROM {} AS {alias} WHERE {cond}{order}",
+            "SELECT {obj} FROM {} AS {alias} WHERE {cond}{group}{order}",
             ident(&table.name)
         );
         self.push_limit(&mut sql, limit, offset);
@@ -253,6 +255,27 @@ impl<'a> Planner<'a> {
                     field,
                     alias: key,
                     cast,
+                } if is_count_keyword(table, field) => {
+                    let e = aggregate_expr(Aggregate::Count, None, cast.as_deref())?;
+                    out.push((key.clone().unwrap_or_else(|| "count".into()), output(e)));
+                }
+                SelectItem::Aggregate {
+                    func,
+                    field,
+                    alias: key,
+                    cast,
+                } => {
+                    let arg = match field {
+                        Some(f) => Some(self.field_expr(table, alias, f)?),
+                        None => None,
+                    };
+                    let e = aggregate_expr(*func, arg, cast.as_deref())?;
+                    out.push((key.clone().unwrap_or_else(|| func.name().into()), output(e)));
+                }
+                SelectItem::Field {
+                    field,
+                    alias: key,
+                    cast,
                 } => {
                     let e = self.field_expr(table, alias, field)?;
                     let e = apply_cast(e, cast.as_deref())?;
@@ -282,8 +305,9 @@ impl<'a> Planner<'a> {
         let alias = self.sql.alias();
         let join = join_sql(&rel.join, &alias, parent_alias);
         let cond = self.level_conditions(rel.target, &alias, &embed.items, path)?;
+        let group = self.group_by(rel.target, &alias, &embed.items)?;
         let from = format!(
-            "FROM {} AS {alias} WHERE {join} AND {cond}",
+            "FROM {} AS {alias} WHERE {join} AND {cond}{group}",
             ident(&rel.target.name)
         );
         let items: &[SelectItem] = if embed.items.is_empty() {
@@ -335,6 +359,38 @@ impl<'a> Planner<'a> {
             format!("json((SELECT {obj} {from} LIMIT 1))")
         };
         Ok(vec![(embed.name().to_string(), Val { sql, json: true })])
+    }
+
+    /// ` GROUP BY …` over the plain fields of a level that has aggregates; empty otherwise.
+    fn group_by(&mut self, table: &Table, alias: &str, items: &[SelectItem]) -> RestResult<String> {
+        let aggregated = items.iter().any(|i| match i {
+            SelectItem::Aggregate { .. } => true,
+            SelectItem::Field { field, .. } => is_count_keyword(table, field),
+            _ => false,
+        });
+        if !aggregated {
+            return Ok(String::new());
+        }
+        let mut keys = Vec::new();
+        for item in items {
+            match item {
+                SelectItem::Star => {
+                    for col in &table.columns {
+                        keys.push(format!("{alias}.{}", ident(&col.name)));
+                    }
+                }
+                SelectItem::Field { field, cast, .. } if !is_count_keyword(table, field) => {
+                    let e = apply_cast(self.field_expr(table, alias, field)?, cast.as_deref())?;
+                    keys.push(e.sql);
+                }
+                _ => {}
+            }
+        }
+        Ok(if keys.is_empty() {
+            String::new()
+        } else {
+            format!(" GROUP BY {}", keys.join(", "))
+        })
     }
 
     fn limit_sql(&mut self, path: &Path) -> String {
@@ -654,6 +710,38 @@ pub fn key_expr(table: &Table, alias: &str) -> String {
             .collect();
         format!("json_array({})", cols.join(", "))
     }
+}
+
+/// PostgREST reads a bare `count` as `count()` unless the table has such a column:
+/// `select=*,comments(count)`.
+fn is_count_keyword(table: &Table, field: &Field) -> bool {
+    field.column == "count" && field.path.is_empty() && table.column("count").is_none()
+}
+
+fn aggregate_expr(func: Aggregate, arg: Option<Expr>, cast: Option<&str>) -> RestResult<Expr> {
+    let (sql, ty) = match (func, arg) {
+        (Aggregate::Count, None) => ("count(*)".to_string(), ColType::Integer),
+        (Aggregate::Count, Some(e)) => (format!("count({})", e.comparable()), ColType::Integer),
+        (_, None) => {
+            return Err(RestError::parse(
+                "an aggregate other than count() needs a column",
+                func.name(),
+            ))
+        }
+        (Aggregate::Sum, Some(e)) => {
+            let ty = if e.ty == ColType::Integer {
+                ColType::Integer
+            } else {
+                ColType::Real
+            };
+            (format!("sum({})", e.comparable()), ty)
+        }
+        (Aggregate::Avg, Some(e)) => (format!("avg({})", e.comparable()), ColType::Real),
+        (Aggregate::Max | Aggregate::Min, Some(e)) => {
+            (format!("{}({})", func.name(), e.comparable()), e.ty)
+        }
+    };
+    apply_cast(Expr { sql, ty, cmp: None }, cast)
 }
 
 fn column_expr(alias: &str, column: &str, ty: ColType) -> Expr {
