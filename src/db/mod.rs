@@ -3,6 +3,7 @@
 pub mod connection;
 pub mod functions;
 pub mod migrate;
+pub mod script;
 pub mod schema;
 pub mod writer;
 

@@ -1,0 +1,329 @@
+//! A small SQL lexer for what Outpost does to SQL text it is given: split migration scripts into
+//! statements, rewrite Postgres's `auth.uid()` into Outpost's `auth_uid()`, substitute `:name`
+//! parameters, and qualify write targets. It knows strings, quoted names, comments, `$$` bodies
+//! and trigger bodies; it does not parse SQL.
+
+/// A lexical piece of SQL text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Token {
+    /// A keyword or bare name.
+    Word(String),
+    /// `"name"`, `` `name` `` or `[name]`, quotes included.
+    Quoted(String),
+    /// `'text'` or `$tag$text$tag$`, delimiters included.
+    Str(String),
+    /// `:name` / `@name` / `$name` / `?`, `?NNN` parameters.
+    Param(String),
+    Comment(String),
+    Space(String),
+    /// Any other single character.
+    Punct(char),
+}
+
+impl Token {
+    /// The text of the token as written.
+    pub fn text(&self) -> String {
+        match self {
+            Token::Punct(c) => c.to_string(),
+            Token::Word(s) | Token::Quoted(s) | Token::Str(s) | Token::Param(s) | Token::Comment(s) | Token::Space(s) => {
+                s.clone()
+            }
+        }
+    }
+
+    /// Whether this is the keyword `kw` (case-insensitive).
+    pub fn is_kw(&self, kw: &str) -> bool {
+        matches!(self, Token::Word(w) if w.eq_ignore_ascii_case(kw))
+    }
+
+    /// The name this token denotes, unquoted, if it is a name.
+    pub fn name(&self) -> Option<String> {
+        match self {
+            Token::Word(w) => Some(w.clone()),
+            Token::Quoted(q) if q.len() >= 2 => {
+                let inner = &q[1..q.len() - 1];
+                Some(if q.starts_with('"') { inner.replace("\"\"", "\"") } else { inner.to_string() })
+            }
+            _ => None,
+        }
+    }
+
+    fn is_trivia(&self) -> bool {
+        matches!(self, Token::Space(_) | Token::Comment(_))
+    }
+}
+
+/// Cut SQL text into tokens. Unterminated strings or comments run to the end of the text.
+pub fn tokenize(sql: &str) -> Vec<Token> {
+    let chars: Vec<char> = sql.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    let take = |from: usize, to: usize| chars[from..to.min(chars.len())].iter().collect::<String>();
+    while i < chars.len() {
+        let c = chars[i];
+        let start = i;
+        if c.is_whitespace() {
+            while i < chars.len() && chars[i].is_whitespace() {
+                i += 1;
+            }
+            out.push(Token::Space(take(start, i)));
+        } else if c == '-' && chars.get(i + 1) == Some(&'-') {
+            while i < chars.len() && chars[i] != '\n' {
+                i += 1;
+            }
+            out.push(Token::Comment(take(start, i)));
+        } else if c == '/' && chars.get(i + 1) == Some(&'*') {
+            i += 2;
+            while i < chars.len() && !(chars[i] == '*' && chars.get(i + 1) == Some(&'/')) {
+                i += 1;
+            }
+            i = (i + 2).min(chars.len());
+            out.push(Token::Comment(take(start, i)));
+        } else if c == '\'' || c == '"' || c == '`' {
+            i += 1;
+            loop {
+                match chars.get(i) {
+                    None => break,
+                    Some(&q) if q == c => {
+                        if chars.get(i + 1) == Some(&c) {
+                            i += 2;
+                        } else {
+                            i += 1;
+                            break;
+                        }
+                    }
+                    Some(_) => i += 1,
+                }
+            }
+            let text = take(start, i);
+            out.push(if c == '\'' { Token::Str(text) } else { Token::Quoted(text) });
+        } else if c == '[' {
+            while i < chars.len() && chars[i] != ']' {
+                i += 1;
+            }
+            i = (i + 1).min(chars.len());
+            out.push(Token::Quoted(take(start, i)));
+        } else if c == '$' && dollar_tag(&chars, i).is_some() {
+            let tag = dollar_tag(&chars, i).unwrap_or_default();
+            i += tag.len();
+            let tag_chars: Vec<char> = tag.chars().collect();
+            while i < chars.len() && !chars[i..].starts_with(&tag_chars) {
+                i += 1;
+            }
+            i = (i + tag_chars.len()).min(chars.len());
+            out.push(Token::Str(take(start, i)));
+        } else if (c == ':' || c == '@' || c == '$') && chars.get(i + 1).is_some_and(|n| n.is_alphabetic() || *n == '_') {
+            i += 1;
+            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
+                i += 1;
+            }
+            out.push(Token::Param(take(start, i)));
+        } else if c == '?' {
+            i += 1;
+            while i < chars.len() && chars[i].is_ascii_digit() {
+                i += 1;
+            }
+            out.push(Token::Param(take(start, i)));
+        } else if c.is_alphanumeric() || c == '_' {
+            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '$') {
+                i += 1;
+            }
+            out.push(Token::Word(take(start, i)));
+        } else {
+            i += 1;
+            out.push(Token::Punct(c));
+        }
+    }
+    out
+}
+
+/// `$$` or `$tag$` starting at `i`.
+fn dollar_tag(chars: &[char], i: usize) -> Option<String> {
+    let mut j = i + 1;
+    while j < chars.len() && (chars[j].is_alphanumeric() || chars[j] == '_') {
+        j += 1;
+    }
+    (chars.get(j) == Some(&'$')).then(|| chars[i..=j].iter().collect())
+}
+
+/// Join tokens back into text.
+pub fn render(tokens: &[Token]) -> String {
+    tokens.iter().map(Token::text).collect()
+}
+
+/// Split a script into statements (without their `;`), keeping `CREATE TRIGGER … BEGIN … END`
+/// whole. Statements with nothing but comments and spaces are dropped.
+pub fn split_statements(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current: Vec<Token> = Vec::new();
+    let mut depth: i32 = 0;
+    for tok in tokenize(sql) {
+        let words: Vec<&Token> = current.iter().filter(|t| matches!(t, Token::Word(_))).collect();
+        let in_trigger = words.first().is_some_and(|w| w.is_kw("create"))
+            && words.iter().take(4).any(|w| w.is_kw("trigger"));
+        if in_trigger {
+            if tok.is_kw("begin") || tok.is_kw("case") {
+                depth += 1;
+            } else if tok.is_kw("end") {
+                depth -= 1;
+            }
+        }
+        if tok == Token::Punct(';') && depth <= 0 {
+            push_statement(&mut out, &mut current);
+            depth = 0;
+        } else {
+            current.push(tok);
+        }
+    }
+    push_statement(&mut out, &mut current);
+    out
+}
+
+fn push_statement(out: &mut Vec<String>, current: &mut Vec<Token>) {
+    if current.iter().any(|t| !t.is_trivia()) {
+        out.push(render(current).trim().to_string());
+    }
+    current.clear();
+}
+
+/// The significant tokens of a statement (no spaces or comments).
+pub fn significant(sql: &str) -> Vec<Token> {
+    tokenize(sql).into_iter().filter(|t| !t.is_trivia()).collect()
+}
+
+/// Rewrite Supabase's `auth.uid()`, `auth.role()`, `auth.jwt()` and `auth.email()` into the
+/// functions Outpost registers, parenthesised so they also work as column defaults.
+pub fn rewrite_auth(sql: &str) -> String {
+    let toks = tokenize(sql);
+    let mut out = String::with_capacity(sql.len());
+    let mut i = 0;
+    while i < toks.len() {
+        if toks[i].is_kw("auth") && toks.get(i + 1) == Some(&Token::Punct('.')) {
+            if let Some(Token::Word(f)) = toks.get(i + 2) {
+                let f = f.to_ascii_lowercase();
+                let args_end = toks
+                    .get(i + 3)
+                    .filter(|t| **t == Token::Punct('('))
+                    .and(toks.get(i + 4))
+                    .filter(|t| **t == Token::Punct(')'));
+                if args_end.is_some() && matches!(f.as_str(), "uid" | "role" | "jwt" | "email") {
+                    out.push_str(&format!("(auth_{f}())"));
+                    i += 5;
+                    continue;
+                }
+            }
+        }
+        out.push_str(&toks[i].text());
+        i += 1;
+    }
+    out
+}
+
+/// Replace each `:name` parameter by what `f` returns for it; the names `f` refuses are returned.
+pub fn substitute_params(sql: &str, mut f: impl FnMut(&str) -> Option<String>) -> Result<String, Vec<String>> {
+    let mut out = String::with_capacity(sql.len());
+    let mut unknown = Vec::new();
+    for tok in tokenize(sql) {
+        match &tok {
+            Token::Param(p) if p.starts_with(':') => match f(&p[1..]) {
+                Some(r) => out.push_str(&r),
+                None => unknown.push(p[1..].to_string()),
+            },
+            _ => out.push_str(&tok.text()),
+        }
+    }
+    if unknown.is_empty() {
+        Ok(out)
+    } else {
+        Err(unknown)
+    }
+}
+
+/// The `:name` parameters a statement uses, in order of first use.
+pub fn param_names(sql: &str) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for tok in tokenize(sql) {
+        if let Token::Param(p) = tok {
+            if let Some(n) = p.strip_prefix(':') {
+                if !names.iter().any(|x| x == n) {
+                    names.push(n.to_string());
+                }
+            }
+        }
+    }
+    names
+}
+
+/// Prefix unqualified write targets (`INSERT INTO t`, `UPDATE t`, `DELETE FROM t`, `REPLACE INTO t`)
+/// with `main.`, so a write reaches the table even where a temporary view shadows its name.
+pub fn qualify_writes(sql: &str) -> String {
+    let toks = tokenize(sql);
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut expect_target = false;
+    let mut prev_words: Vec<String> = Vec::new();
+    for (i, tok) in toks.iter().enumerate() {
+        if expect_target && !tok.is_trivia() {
+            expect_target = false;
+            let next_is_dot = toks[i + 1..].iter().find(|t| !t.is_trivia()) == Some(&Token::Punct('.'));
+            if matches!(tok, Token::Word(_) | Token::Quoted(_)) && !next_is_dot && !tok.is_kw("or") {
+                out.push_str("main.");
+            } else if tok.is_kw("or") {
+                // `UPDATE OR REPLACE t`: the target comes after the conflict clause.
+                expect_target = false;
+            }
+        }
+        out.push_str(&tok.text());
+        if let Token::Word(w) = tok {
+            let w = w.to_ascii_lowercase();
+            let prev = prev_words.last().map(String::as_str);
+            expect_target = match w.as_str() {
+                "into" => matches!(prev, Some("insert") | Some("replace") | Some("ignore") | Some("rollback") | Some("abort") | Some("fail")),
+                "update" => true,
+                "from" => prev == Some("delete"),
+                "replace" | "ignore" | "rollback" | "abort" | "fail" => prev == Some("or") && prev_words.iter().rev().nth(1).is_some_and(|p| p == "update"),
+                _ => false,
+            };
+            prev_words.push(w);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_scripts_keeping_triggers_and_strings_whole() {
+        let sql = "CREATE TABLE a (x TEXT DEFAULT ';');\n-- c; d\nCREATE TRIGGER t AFTER INSERT ON a BEGIN UPDATE a SET x = CASE WHEN 1 THEN 'y' END; SELECT 1; END;\nCREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$; /* x; */";
+        let stmts = split_statements(sql);
+        assert_eq!(stmts.len(), 3, "{stmts:#?}");
+        assert!(stmts[1].ends_with("END"));
+        assert!(stmts[2].contains("SELECT 1; $$"));
+    }
+
+    #[test]
+    fn rewrites_auth_functions_outside_strings() {
+        assert_eq!(
+            rewrite_auth("user_id = auth.uid() AND 'auth.uid()' = x AND auth.jwt() ->> 'email' = auth.email()"),
+            "user_id = (auth_uid()) AND 'auth.uid()' = x AND (auth_jwt()) ->> 'email' = (auth_email())"
+        );
+    }
+
+    #[test]
+    fn substitutes_parameters() {
+        let s = substitute_params("SELECT ':a', :a, :b FROM t WHERE x = :a", |n| (n == "a" || n == "b").then(|| format!("?{}", n.len())));
+        assert_eq!(s.unwrap(), "SELECT ':a', ?1, ?1 FROM t WHERE x = ?1");
+        assert_eq!(substitute_params("SELECT :zz", |_| None).unwrap_err(), vec!["zz"]);
+        assert_eq!(param_names("SELECT :b, :a, :b"), vec!["b", "a"]);
+    }
+
+    #[test]
+    fn qualifies_write_targets() {
+        assert_eq!(qualify_writes("INSERT INTO todos (a) VALUES (1)"), "INSERT INTO main.todos (a) VALUES (1)");
+        assert_eq!(qualify_writes("update \"todos\" set a = 1"), "update main.\"todos\" set a = 1");
+        assert_eq!(qualify_writes("DELETE FROM main.todos"), "DELETE FROM main.todos");
+        assert_eq!(qualify_writes("INSERT OR REPLACE INTO t VALUES (1)"), "INSERT OR REPLACE INTO main.t VALUES (1)");
+        assert_eq!(qualify_writes("SELECT * FROM todos"), "SELECT * FROM todos");
+    }
+}
