@@ -6,5 +6,6 @@ pub mod config;
 pub mod db;
 pub mod http;
 pub mod keys;
+pub mod policy;
 pub mod rest;
 pub mod server;

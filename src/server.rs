@@ -55,6 +55,18 @@ async fn run(config: Config) -> Result<(), ServerError> {
         config.migrations_dir.as_deref(),
         config.read_connections,
     )?;
+    for table in db
+        .schema
+        .get()
+        .tables
+        .values()
+        .filter(|t| !t.is_view && !t.rls)
+    {
+        tracing::warn!(
+            table = %table.name,
+            "row-level security is disabled: every role, anon included, can read and write this table"
+        );
+    }
     let listener = tokio::net::TcpListener::bind(&config.http)
         .await
         .map_err(|source| ServerError::Bind {

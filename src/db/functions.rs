@@ -19,6 +19,7 @@ pub fn register(conn: &Connection) -> Result<()> {
         Ok(uuid::Uuid::new_v4().to_string())
     })?;
     conn.create_scalar_function("now", 0, VOLATILE, |_| Ok(now_iso()))?;
+    crate::policy::context::register(conn)?;
     // `X REGEXP Y` calls regexp(Y, X).
     conn.create_scalar_function("regexp", 2, PURE, |ctx| regex_fn(ctx, false))?;
     conn.create_scalar_function("regexp_i", 2, PURE, |ctx| regex_fn(ctx, true))?;

@@ -3,15 +3,21 @@
 //! Each migration runs in its own transaction and is recorded in `_outpost_migrations`, so it runs
 //! once; a failing one is rolled back whole and stops the caller with its file name.
 
-use super::{connection, DbError};
+use super::{connection, ddl, script, DbError};
 use rusqlite::{Connection, OptionalExtension};
 use std::path::Path;
 
 /// Outpost's own schema, in order. Never edit an entry once released: add a new one.
-const SYSTEM: &[(&str, &str)] = &[(
-    "0001_outpost.sql",
-    include_str!("../../migrations/0001_outpost.sql"),
-)];
+const SYSTEM: &[(&str, &str)] = &[
+    (
+        "0001_outpost.sql",
+        include_str!("../../migrations/0001_outpost.sql"),
+    ),
+    (
+        "0002_policies.sql",
+        include_str!("../../migrations/0002_policies.sql"),
+    ),
+];
 
 /// Open the database at `path`, apply pending migrations, and return the user files applied.
 pub fn migrate_path(path: &Path, user_dir: Option<&Path>) -> Result<Vec<String>, DbError> {
@@ -98,24 +104,45 @@ fn apply(conn: &Connection, kind: &str, name: &str, sql: &str) -> Result<bool, D
         message: super::sqlite_message(&e),
     };
     conn.execute_batch("BEGIN IMMEDIATE").map_err(failed)?;
-    let result = conn.execute_batch(sql).and_then(|()| {
+    let result = run_script(conn, sql).and_then(|()| {
         conn.execute(
             "INSERT INTO _outpost_migrations (kind, name, checksum) VALUES (?1, ?2, ?3)",
             [kind, name, &sum],
         )
         .map(|_| ())
+        .map_err(|e| super::sqlite_message(&e))
     });
     match result {
         Ok(()) => {
             conn.execute_batch("COMMIT").map_err(failed)?;
             Ok(true)
         }
-        Err(e) => {
+        Err(message) => {
             // The rollback can only fail if SQLite already rolled back; either way nothing stays.
             let _ = conn.execute_batch("ROLLBACK");
-            Err(failed(e))
+            Err(DbError::MigrationFailed {
+                file: name.to_string(),
+                message,
+            })
         }
     }
+}
+
+/// Run a script statement by statement: Outpost's own statements (policies, RLS switches,
+/// functions) are stored by [`ddl::apply`], the rest goes to SQLite with `auth.uid()` and
+/// friends rewritten.
+pub fn run_script(conn: &Connection, sql: &str) -> Result<(), String> {
+    for stmt in script::split_statements(sql) {
+        let preview: String = stmt.chars().take(60).collect();
+        match ddl::parse(&stmt) {
+            Ok(Some(d)) => ddl::apply(conn, &d).map_err(|e| format!("{e} (in \"{preview}\")"))?,
+            Ok(None) => conn
+                .execute_batch(&script::rewrite_auth(&stmt))
+                .map_err(|e| super::sqlite_message(&e))?,
+            Err(e) => return Err(format!("{e} (in \"{preview}\")")),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -145,13 +172,13 @@ mod tests {
         );
         let conn = Connection::open(&db).unwrap();
         let tables: Vec<String> = conn
-            .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+            .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE '\\_outpost%' ESCAPE '\\' ORDER BY name")
             .unwrap()
             .query_map([], |r| r.get(0))
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(tables, vec!["_outpost_migrations", "a"]);
+        assert_eq!(tables, vec!["a"]);
         // Fix the file: it runs once, and a second run applies nothing.
         std::fs::write(dir.join("m/002_b.sql"), "CREATE TABLE b (id INTEGER);").unwrap();
         assert_eq!(

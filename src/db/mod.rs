@@ -1,12 +1,15 @@
 //! The database layer: one writer thread, a pool of read-only connections, and the schema cache.
 
 pub mod connection;
+pub mod ddl;
 pub mod functions;
 pub mod migrate;
-pub mod script;
 pub mod schema;
+pub mod script;
 pub mod writer;
 
+use crate::policy::context::{self, RequestContext};
+use crate::policy::views;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
 use schema::Schema;
@@ -143,19 +146,22 @@ impl Db {
         ))
     }
 
-    /// Run `f` on a pooled read-only connection, off the async runtime.
-    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
+    /// Run `f` on a pooled read-only connection, off the async runtime, for the request `ctx`
+    /// (`None`: Outpost itself, which sees every row).
+    pub async fn read<T, E, F>(&self, ctx: Option<Arc<RequestContext>>, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
     {
         let pool = self.readers.clone();
+        let schema = self.schema.get();
         tokio::task::spawn_blocking(move || {
             let conn = pool
                 .get()
                 .map_err(|e| E::from(DbError::Pool(e.to_string())))?;
-            f(&conn)
+            views::ensure(&conn, &schema).map_err(|e| E::from(DbError::from(e)))?;
+            context::with(ctx, || f(&conn))
         })
         .await
         .map_err(|e| E::from(DbError::Pool(format!("read task failed: {e}"))))?

@@ -4,7 +4,13 @@
 //! `PRAGMA schema_version` changes; requests read an immutable snapshot of it.
 
 use rusqlite::Connection;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Every load of the schema gets a new generation, so connections know when to rebuild the
+/// temporary views that enforce row-level security.
+static GENERATION: AtomicU64 = AtomicU64::new(1);
 
 /// How a column's values are converted to and from JSON, from its declared type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +106,100 @@ pub struct Index {
     pub columns: Vec<String>,
 }
 
+/// The command a policy applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PolicyCommand {
+    All,
+    Select,
+    Insert,
+    Update,
+    Delete,
+}
+
+impl PolicyCommand {
+    /// Parse `ALL`, `SELECT`, … (case-insensitive).
+    pub fn parse(s: &str) -> Option<PolicyCommand> {
+        Some(match s.to_ascii_uppercase().as_str() {
+            "ALL" => PolicyCommand::All,
+            "SELECT" => PolicyCommand::Select,
+            "INSERT" => PolicyCommand::Insert,
+            "UPDATE" => PolicyCommand::Update,
+            "DELETE" => PolicyCommand::Delete,
+            _ => return None,
+        })
+    }
+
+    /// The keyword as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PolicyCommand::All => "ALL",
+            PolicyCommand::Select => "SELECT",
+            PolicyCommand::Insert => "INSERT",
+            PolicyCommand::Update => "UPDATE",
+            PolicyCommand::Delete => "DELETE",
+        }
+    }
+}
+
+/// A row-level security policy, as `CREATE POLICY` defines it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub name: String,
+    pub command: PolicyCommand,
+    /// Role names; `public` means every role.
+    pub roles: Vec<String>,
+    pub permissive: bool,
+    /// SQLite expression over the table's columns (`auth_uid()` etc. already rewritten).
+    pub using: Option<String>,
+    pub check: Option<String>,
+}
+
+/// A parameter of an RPC function.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunctionParam {
+    pub name: String,
+    /// The declared type (`int`, `text`, `boolean`, `jsonb`, …).
+    pub declared: String,
+    /// Default as SQL text, when the parameter may be omitted.
+    pub default: Option<String>,
+}
+
+/// What an RPC function returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FunctionReturns {
+    Void,
+    /// One value of a scalar type.
+    Scalar {
+        declared: String,
+    },
+    /// One row of a table's type (`RETURNS todos`).
+    Row {
+        table: String,
+    },
+    /// Rows of a table's type (`RETURNS SETOF todos`).
+    SetOf {
+        table: String,
+    },
+    /// Rows with their own columns (`RETURNS TABLE (id int, title text)`).
+    Table {
+        columns: Vec<(String, String)>,
+    },
+}
+
+/// A function callable through `/rest/v1/rpc/{name}`: one SQLite statement with `:param`s.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Function {
+    pub name: String,
+    pub params: Vec<FunctionParam>,
+    pub returns: FunctionReturns,
+    pub body: String,
+    /// Volatile functions may write, so they run on the writer.
+    pub volatile: bool,
+    /// `SECURITY DEFINER`: runs without row-level security.
+    pub definer: bool,
+}
+
 /// A table or a view.
 #[derive(Debug, Clone)]
 pub struct Table {
@@ -110,6 +210,10 @@ pub struct Table {
     pub primary_key: Vec<String>,
     pub foreign_keys: Vec<ForeignKey>,
     pub indexes: Vec<Index>,
+    /// Row-level security: on for every table unless explicitly disabled. Views follow the
+    /// security of the tables they read.
+    pub rls: bool,
+    pub policies: Vec<Policy>,
 }
 
 impl Table {
@@ -128,6 +232,9 @@ impl Table {
 #[derive(Debug, Default, Clone)]
 pub struct Schema {
     pub tables: BTreeMap<String, Table>,
+    pub functions: BTreeMap<String, Function>,
+    /// Distinct for every load; see [`GENERATION`].
+    pub generation: u64,
 }
 
 /// Tables Outpost keeps for itself; never exposed through `/rest/v1`.
@@ -161,7 +268,12 @@ impl Schema {
         for view in views {
             inherit_relationships(conn, &mut tables, &view)?;
         }
-        Ok(Schema { tables })
+        load_security(conn, &mut tables)?;
+        Ok(Schema {
+            tables,
+            functions: load_functions(conn)?,
+            generation: GENERATION.fetch_add(1, Ordering::Relaxed),
+        })
     }
 
     /// The table or view named `name`.
@@ -177,7 +289,7 @@ fn load_table(
     without_rowid: bool,
 ) -> rusqlite::Result<Table> {
     let mut cols = conn.prepare(
-        "SELECT name, coalesce(type, ''), \"notnull\", dflt_value, pk, hidden FROM pragma_table_xinfo(?1)",
+        "SELECT name, coalesce(type, ''), \"notnull\", dflt_value, pk, hidden FROM pragma_table_xinfo(?1, 'main')",
     )?;
     let columns: Vec<Column> = cols
         .query_map([name], |r| {
@@ -201,7 +313,7 @@ fn load_table(
     let primary_key: Vec<String> = pk.iter().map(|c| c.name.clone()).collect();
 
     let mut fk_stmt = conn.prepare(
-        "SELECT id, seq, \"table\", \"from\", \"to\" FROM pragma_foreign_key_list(?1) ORDER BY id, seq",
+        "SELECT id, seq, \"table\", \"from\", \"to\" FROM pragma_foreign_key_list(?1, 'main') ORDER BY id, seq",
     )?;
     let rows: Vec<(i64, String, String, Option<String>)> = fk_stmt
         .query_map([name], |r| Ok((r.get(0)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
@@ -236,12 +348,12 @@ fn load_table(
     }
 
     let mut idx_stmt =
-        conn.prepare("SELECT name, \"unique\" FROM pragma_index_list(?1) ORDER BY seq")?;
+        conn.prepare("SELECT name, \"unique\" FROM pragma_index_list(?1, 'main') ORDER BY seq")?;
     let idx: Vec<(String, bool)> = idx_stmt
         .query_map([name], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     let mut indexes = Vec::new();
-    let mut info = conn.prepare("SELECT name FROM pragma_index_info(?1) ORDER BY seqno")?;
+    let mut info = conn.prepare("SELECT name FROM pragma_index_info(?1, 'main') ORDER BY seqno")?;
     for (index_name, unique) in idx {
         let columns: Vec<String> = info
             .query_map([&index_name], |r| r.get::<_, Option<String>>(0))?
@@ -262,6 +374,8 @@ fn load_table(
         primary_key,
         foreign_keys,
         indexes,
+        rls: !is_view,
+        policies: Vec::new(),
     })
 }
 
@@ -339,9 +453,82 @@ fn inherit_relationships(
     Ok(())
 }
 
+fn has_table(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT count(*) > 0 FROM main.sqlite_schema WHERE type = 'table' AND name = ?1",
+        [name],
+        |r| r.get(0),
+    )
+}
+
+/// RLS switches and policies from Outpost's system tables.
+fn load_security(conn: &Connection, tables: &mut BTreeMap<String, Table>) -> rusqlite::Result<()> {
+    if !has_table(conn, "_outpost_rls")? {
+        return Ok(());
+    }
+    let mut stmt = conn.prepare("SELECT table_name, enabled FROM main._outpost_rls")?;
+    let switches: Vec<(String, bool)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (name, enabled) in switches {
+        if let Some(t) = tables.get_mut(&name) {
+            t.rls = enabled && !t.is_view;
+        }
+    }
+    let mut stmt = conn.prepare(
+        "SELECT table_name, name, command, roles, permissive, using_expr, check_expr
+         FROM main._outpost_policies ORDER BY table_name, created_at, name",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        let roles: String = r.get(3)?;
+        let command: String = r.get(2)?;
+        Ok((
+            r.get::<_, String>(0)?,
+            Policy {
+                name: r.get(1)?,
+                command: PolicyCommand::parse(&command).unwrap_or(PolicyCommand::All),
+                roles: serde_json::from_str(&roles).unwrap_or_else(|_| vec!["public".into()]),
+                permissive: r.get(4)?,
+                using: r.get(5)?,
+                check: r.get(6)?,
+            },
+        ))
+    })?;
+    for row in rows {
+        let (table, policy) = row?;
+        if let Some(t) = tables.get_mut(&table) {
+            t.policies.push(policy);
+        }
+    }
+    Ok(())
+}
+
+/// RPC functions from Outpost's system table.
+fn load_functions(conn: &Connection) -> rusqlite::Result<BTreeMap<String, Function>> {
+    let mut out = BTreeMap::new();
+    if !has_table(conn, "_outpost_functions")? {
+        return Ok(out);
+    }
+    let mut stmt = conn.prepare("SELECT name, definition FROM main._outpost_functions")?;
+    let rows: Vec<(String, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (name, definition) in rows {
+        match serde_json::from_str::<Function>(&definition) {
+            Ok(f) => {
+                out.insert(name, f);
+            }
+            Err(e) => {
+                tracing::error!(function = %name, error = %e, "unreadable function definition")
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn parent_primary_key(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {
     let mut stmt =
-        conn.prepare("SELECT name FROM pragma_table_info(?1) WHERE pk > 0 ORDER BY pk")?;
+        conn.prepare("SELECT name FROM pragma_table_info(?1, 'main') WHERE pk > 0 ORDER BY pk")?;
     let cols = stmt
         .query_map([table], |r| r.get(0))?
         .collect::<Result<_, _>>()?;

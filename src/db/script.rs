@@ -25,9 +25,12 @@ impl Token {
     pub fn text(&self) -> String {
         match self {
             Token::Punct(c) => c.to_string(),
-            Token::Word(s) | Token::Quoted(s) | Token::Str(s) | Token::Param(s) | Token::Comment(s) | Token::Space(s) => {
-                s.clone()
-            }
+            Token::Word(s)
+            | Token::Quoted(s)
+            | Token::Str(s)
+            | Token::Param(s)
+            | Token::Comment(s)
+            | Token::Space(s) => s.clone(),
         }
     }
 
@@ -42,7 +45,11 @@ impl Token {
             Token::Word(w) => Some(w.clone()),
             Token::Quoted(q) if q.len() >= 2 => {
                 let inner = &q[1..q.len() - 1];
-                Some(if q.starts_with('"') { inner.replace("\"\"", "\"") } else { inner.to_string() })
+                Some(if q.starts_with('"') {
+                    inner.replace("\"\"", "\"")
+                } else {
+                    inner.to_string()
+                })
             }
             _ => None,
         }
@@ -96,7 +103,11 @@ pub fn tokenize(sql: &str) -> Vec<Token> {
                 }
             }
             let text = take(start, i);
-            out.push(if c == '\'' { Token::Str(text) } else { Token::Quoted(text) });
+            out.push(if c == '\'' {
+                Token::Str(text)
+            } else {
+                Token::Quoted(text)
+            });
         } else if c == '[' {
             while i < chars.len() && chars[i] != ']' {
                 i += 1;
@@ -112,7 +123,11 @@ pub fn tokenize(sql: &str) -> Vec<Token> {
             }
             i = (i + tag_chars.len()).min(chars.len());
             out.push(Token::Str(take(start, i)));
-        } else if (c == ':' || c == '@' || c == '$') && chars.get(i + 1).is_some_and(|n| n.is_alphabetic() || *n == '_') {
+        } else if (c == ':' || c == '@' || c == '$')
+            && chars
+                .get(i + 1)
+                .is_some_and(|n| n.is_alphabetic() || *n == '_')
+        {
             i += 1;
             while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
                 i += 1;
@@ -125,7 +140,9 @@ pub fn tokenize(sql: &str) -> Vec<Token> {
             }
             out.push(Token::Param(take(start, i)));
         } else if c.is_alphanumeric() || c == '_' {
-            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '$') {
+            while i < chars.len()
+                && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '$')
+            {
                 i += 1;
             }
             out.push(Token::Word(take(start, i)));
@@ -158,7 +175,10 @@ pub fn split_statements(sql: &str) -> Vec<String> {
     let mut current: Vec<Token> = Vec::new();
     let mut depth: i32 = 0;
     for tok in tokenize(sql) {
-        let words: Vec<&Token> = current.iter().filter(|t| matches!(t, Token::Word(_))).collect();
+        let words: Vec<&Token> = current
+            .iter()
+            .filter(|t| matches!(t, Token::Word(_)))
+            .collect();
         let in_trigger = words.first().is_some_and(|w| w.is_kw("create"))
             && words.iter().take(4).any(|w| w.is_kw("trigger"));
         if in_trigger {
@@ -188,7 +208,10 @@ fn push_statement(out: &mut Vec<String>, current: &mut Vec<Token>) {
 
 /// The significant tokens of a statement (no spaces or comments).
 pub fn significant(sql: &str) -> Vec<Token> {
-    tokenize(sql).into_iter().filter(|t| !t.is_trivia()).collect()
+    tokenize(sql)
+        .into_iter()
+        .filter(|t| !t.is_trivia())
+        .collect()
 }
 
 /// Rewrite Supabase's `auth.uid()`, `auth.role()`, `auth.jwt()` and `auth.email()` into the
@@ -220,7 +243,10 @@ pub fn rewrite_auth(sql: &str) -> String {
 }
 
 /// Replace each `:name` parameter by what `f` returns for it; the names `f` refuses are returned.
-pub fn substitute_params(sql: &str, mut f: impl FnMut(&str) -> Option<String>) -> Result<String, Vec<String>> {
+pub fn substitute_params(
+    sql: &str,
+    mut f: impl FnMut(&str) -> Option<String>,
+) -> Result<String, Vec<String>> {
     let mut out = String::with_capacity(sql.len());
     let mut unknown = Vec::new();
     for tok in tokenize(sql) {
@@ -264,8 +290,10 @@ pub fn qualify_writes(sql: &str) -> String {
     for (i, tok) in toks.iter().enumerate() {
         if expect_target && !tok.is_trivia() {
             expect_target = false;
-            let next_is_dot = toks[i + 1..].iter().find(|t| !t.is_trivia()) == Some(&Token::Punct('.'));
-            if matches!(tok, Token::Word(_) | Token::Quoted(_)) && !next_is_dot && !tok.is_kw("or") {
+            let next_is_dot =
+                toks[i + 1..].iter().find(|t| !t.is_trivia()) == Some(&Token::Punct('.'));
+            if matches!(tok, Token::Word(_) | Token::Quoted(_)) && !next_is_dot && !tok.is_kw("or")
+            {
                 out.push_str("main.");
             } else if tok.is_kw("or") {
                 // `UPDATE OR REPLACE t`: the target comes after the conflict clause.
@@ -277,10 +305,25 @@ pub fn qualify_writes(sql: &str) -> String {
             let w = w.to_ascii_lowercase();
             let prev = prev_words.last().map(String::as_str);
             expect_target = match w.as_str() {
-                "into" => matches!(prev, Some("insert") | Some("replace") | Some("ignore") | Some("rollback") | Some("abort") | Some("fail")),
+                "into" => matches!(
+                    prev,
+                    Some("insert")
+                        | Some("replace")
+                        | Some("ignore")
+                        | Some("rollback")
+                        | Some("abort")
+                        | Some("fail")
+                ),
                 "update" => true,
                 "from" => prev == Some("delete"),
-                "replace" | "ignore" | "rollback" | "abort" | "fail" => prev == Some("or") && prev_words.iter().rev().nth(1).is_some_and(|p| p == "update"),
+                "replace" | "ignore" | "rollback" | "abort" | "fail" => {
+                    prev == Some("or")
+                        && prev_words
+                            .iter()
+                            .rev()
+                            .nth(1)
+                            .is_some_and(|p| p == "update")
+                }
                 _ => false,
             };
             prev_words.push(w);
@@ -312,18 +355,35 @@ mod tests {
 
     #[test]
     fn substitutes_parameters() {
-        let s = substitute_params("SELECT ':a', :a, :b FROM t WHERE x = :a", |n| (n == "a" || n == "b").then(|| format!("?{}", n.len())));
+        let s = substitute_params("SELECT ':a', :a, :b FROM t WHERE x = :a", |n| {
+            (n == "a" || n == "b").then(|| format!("?{}", n.len()))
+        });
         assert_eq!(s.unwrap(), "SELECT ':a', ?1, ?1 FROM t WHERE x = ?1");
-        assert_eq!(substitute_params("SELECT :zz", |_| None).unwrap_err(), vec!["zz"]);
+        assert_eq!(
+            substitute_params("SELECT :zz", |_| None).unwrap_err(),
+            vec!["zz"]
+        );
         assert_eq!(param_names("SELECT :b, :a, :b"), vec!["b", "a"]);
     }
 
     #[test]
     fn qualifies_write_targets() {
-        assert_eq!(qualify_writes("INSERT INTO todos (a) VALUES (1)"), "INSERT INTO main.todos (a) VALUES (1)");
-        assert_eq!(qualify_writes("update \"todos\" set a = 1"), "update main.\"todos\" set a = 1");
-        assert_eq!(qualify_writes("DELETE FROM main.todos"), "DELETE FROM main.todos");
-        assert_eq!(qualify_writes("INSERT OR REPLACE INTO t VALUES (1)"), "INSERT OR REPLACE INTO main.t VALUES (1)");
+        assert_eq!(
+            qualify_writes("INSERT INTO todos (a) VALUES (1)"),
+            "INSERT INTO main.todos (a) VALUES (1)"
+        );
+        assert_eq!(
+            qualify_writes("update \"todos\" set a = 1"),
+            "update main.\"todos\" set a = 1"
+        );
+        assert_eq!(
+            qualify_writes("DELETE FROM main.todos"),
+            "DELETE FROM main.todos"
+        );
+        assert_eq!(
+            qualify_writes("INSERT OR REPLACE INTO t VALUES (1)"),
+            "INSERT OR REPLACE INTO main.t VALUES (1)"
+        );
         assert_eq!(qualify_writes("SELECT * FROM todos"), "SELECT * FROM todos");
     }
 }

@@ -7,6 +7,8 @@
 
 use super::schema::Schema;
 use super::{DbError, SchemaCache};
+use crate::policy::context::{self, RequestContext};
+use crate::policy::views;
 use rusqlite::Connection;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -55,8 +57,14 @@ impl Writer {
         (Writer { tx }, handle)
     }
 
-    /// Run `f` on the writer inside a transaction; its result arrives after the commit.
-    pub async fn write<T, E, F>(&self, mode: Mode, f: F) -> Result<T, E>
+    /// Run `f` on the writer inside a transaction, for the request `ctx` (`None`: Outpost
+    /// itself); its result arrives after the commit.
+    pub async fn write<T, E, F>(
+        &self,
+        mode: Mode,
+        ctx: Option<Arc<RequestContext>>,
+        f: F,
+    ) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
@@ -64,7 +72,7 @@ impl Writer {
     {
         let (done_tx, done_rx) = oneshot::channel::<Result<T, E>>();
         let job: Job = Box::new(move |conn| {
-            let result = f(conn);
+            let result = context::with(ctx, || f(conn));
             Ran {
                 keep: result.is_ok() && mode == Mode::Commit,
                 deliver: Box::new(move |commit_err| {
@@ -107,6 +115,7 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Msg>, schema: SchemaCache) {
                 Msg::Checkpoint(reply) => {
                     // Finish the jobs queued before the checkpoint request first.
                     if !batch.is_empty() {
+                        prepare_views(&conn, &schema);
                         run_batch(&conn, &mut batch);
                         dirty = true;
                     }
@@ -124,6 +133,7 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Msg>, schema: SchemaCache) {
             }
         }
         if !batch.is_empty() {
+            prepare_views(&conn, &schema);
             run_batch(&conn, &mut batch);
             dirty = true;
             if let Ok(version) = current_schema_version(&conn) {
@@ -140,6 +150,12 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Msg>, schema: SchemaCache) {
     }
     if let Err((_, e)) = conn.close() {
         tracing::warn!(error = %e, "closing the database failed");
+    }
+}
+
+fn prepare_views(conn: &Connection, schema: &SchemaCache) {
+    if let Err(e) = views::ensure(conn, &schema.get()) {
+        tracing::error!(error = %e, "cannot build the row-level security views");
     }
 }
 
@@ -225,14 +241,18 @@ mod tests {
         for i in 0..60i64 {
             let w = writer.clone();
             jobs.push(tokio::spawn(async move {
-                w.write(Mode::Commit, move |c: &Connection| -> Result<(), DbError> {
-                    c.execute("INSERT INTO t (id, v) VALUES (?1, 'x')", [i])?;
-                    if i % 3 == 0 {
-                        // A second statement fails: the job's first insert must be undone too.
-                        c.execute("INSERT INTO t (id, v) VALUES (?1, NULL)", [i + 1000])?;
-                    }
-                    Ok(())
-                })
+                w.write(
+                    Mode::Commit,
+                    None,
+                    move |c: &Connection| -> Result<(), DbError> {
+                        c.execute("INSERT INTO t (id, v) VALUES (?1, 'x')", [i])?;
+                        if i % 3 == 0 {
+                            // A second statement fails: the job's first insert must be undone too.
+                            c.execute("INSERT INTO t (id, v) VALUES (?1, NULL)", [i + 1000])?;
+                        }
+                        Ok(())
+                    },
+                )
                 .await
             }));
         }
@@ -245,10 +265,14 @@ mod tests {
         assert_eq!(failures, 20);
         // A rolled-back job returns its result but leaves nothing.
         let n: i64 = writer
-            .write(Mode::Rollback, |c: &Connection| -> Result<i64, DbError> {
-                c.execute("DELETE FROM t", [])?;
-                Ok(c.changes() as i64)
-            })
+            .write(
+                Mode::Rollback,
+                None,
+                |c: &Connection| -> Result<i64, DbError> {
+                    c.execute("DELETE FROM t", [])?;
+                    Ok(c.changes() as i64)
+                },
+            )
             .await
             .unwrap();
         assert_eq!(n, 40);

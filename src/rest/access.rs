@@ -1,21 +1,24 @@
-//! Which roles may use which tables.
-//!
-//! Until row-level security lands, only `service_role` reaches user tables; `anon` is told to
-//! authenticate (401) and every other role is refused (403).
+//! Who may see what, beyond row-level security itself.
 
-use super::error::{RestError, RestResult};
+use crate::db::schema::{PolicyCommand, Table};
 use crate::keys::{Caller, Role};
 
-/// May `caller` read or write `table` at all?
-pub fn check_table(caller: &Caller, table: &str) -> RestResult<()> {
-    match caller.role {
-        Role::ServiceRole => Ok(()),
-        Role::Anon => Err(RestError::permission_denied(table, false)),
-        _ => Err(RestError::permission_denied(table, true)),
-    }
+/// Whether an RLS refusal should say 403 (a signed-in role) rather than 401 (anon).
+pub fn is_authenticated(caller: &Caller) -> bool {
+    caller.role != Role::Anon
 }
 
-/// Whether `caller` may see `table` listed in the OpenAPI document.
-pub fn can_list(caller: &Caller, _table: &str) -> bool {
-    caller.role == Role::ServiceRole
+/// Whether `caller` may see `table` described in the OpenAPI document: service_role sees every
+/// table; other roles see tables without RLS and tables with a policy that names their role.
+pub fn can_list(caller: &Caller, table: &Table) -> bool {
+    if caller.role == Role::ServiceRole || !table.rls {
+        return true;
+    }
+    table.policies.iter().any(|p| {
+        p.permissive
+            && matches!(p.command, PolicyCommand::All | PolicyCommand::Select)
+            && p.roles
+                .iter()
+                .any(|r| r == "public" || r == caller.role.name())
+    })
 }

@@ -112,6 +112,13 @@ impl RestError {
         )
     }
 
+    /// 42501: a written row fails the table's row-level security policies.
+    pub fn rls_violation(table: &str, authenticated: bool) -> Self {
+        let mut e = Self::permission_denied(table, authenticated);
+        e.message = format!("new row violates row-level security policy for table \"{table}\"");
+        e
+    }
+
     /// Map an error raised by SQLite while running a statement.
     pub fn from_sqlite(e: &rusqlite::Error) -> Self {
         let msg = sqlite_message(e);

@@ -13,12 +13,14 @@ pub mod prefer;
 pub mod query;
 pub mod read;
 pub mod response;
+pub mod rpc;
 pub mod value;
 pub mod write;
 
 use crate::app::AppState;
 use crate::http::auth::{self, AuthFailure};
 use crate::keys::Caller;
+use crate::policy::context::RequestContext;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -28,6 +30,7 @@ use axum::Router;
 use error::{RestError, RestResult};
 use prefer::{Accept, Prefer};
 use query::ApiQuery;
+use std::sync::Arc;
 
 /// Routes of the data API, mounted at `/rest/v1`.
 pub fn router() -> Router<AppState> {
@@ -40,11 +43,20 @@ pub fn router() -> Router<AppState> {
 /// Everything a handler needs to know about one request.
 pub struct Ctx {
     pub caller: Caller,
+    /// The caller as SQLite's `auth.*()` functions see it.
+    pub request: Arc<RequestContext>,
     pub table: String,
     pub query: ApiQuery,
     pub prefer: Prefer,
     pub accept: Accept,
     pub headers: HeaderMap,
+}
+
+impl Ctx {
+    /// Whether row-level security applies to this request.
+    pub fn rls(&self) -> bool {
+        !self.request.bypass_rls
+    }
 }
 
 fn auth_error(f: AuthFailure) -> RestError {
@@ -109,6 +121,7 @@ async fn handle_table(
         let query = ApiQuery::parse(uri.query().unwrap_or_default())?;
         query.require_grammar()?;
         let ctx = Ctx {
+            request: RequestContext::for_caller(&caller),
             caller,
             table,
             query,
@@ -159,16 +172,25 @@ async fn handle_rpc(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    body: Body,
 ) -> Response {
-    let result: RestResult<Response> = (|| {
-        preflight(&state, &uri, &headers, &method)?;
-        Err(RestError::new(
-            StatusCode::NOT_FOUND,
-            "PGRST202",
-            format!("Could not find the function public.{name} in the schema cache"),
-        )
-        .hint("Functions (RPC) are not available in this version of Outpost yet."))
-    })();
+    let result = async {
+        if !matches!(method, Method::GET | Method::HEAD | Method::POST) {
+            return Err(method_not_allowed(&method));
+        }
+        let caller = preflight(&state, &uri, &headers, &method)?;
+        let base = rpc::CallBase {
+            request: RequestContext::for_caller(&caller),
+            caller,
+            prefer: Prefer::from_headers(&headers)?,
+            accept: Accept::from_headers(&headers)?,
+            headers,
+        };
+        let body = read_body(&state, body).await?;
+        let query = uri.query().unwrap_or_default().to_string();
+        rpc::call(&state, base, name, method, query, body).await
+    }
+    .await;
     result.unwrap_or_else(IntoResponse::into_response)
 }
 

@@ -35,7 +35,7 @@ pub fn document(state: &AppState, caller: &Caller, headers: &HeaderMap) -> RestR
     for table in schema
         .tables
         .values()
-        .filter(|t| access::can_list(caller, &t.name))
+        .filter(|t| access::can_list(caller, t))
     {
         schemas.insert(table.name.clone(), table_schema(table));
         paths.insert(format!("/{}", table.name), table_path(table));

@@ -95,6 +95,9 @@ pub struct Planner<'a> {
     pub schema: &'a Schema,
     pub query: &'a ApiQuery,
     pub sql: Sql,
+    /// Whether row-level security applies: tables are then read through their TEMP views
+    /// (bare names); otherwise `main.<table>` is named directly.
+    pub rls: bool,
 }
 
 impl<'a> Planner<'a> {
@@ -104,6 +107,22 @@ impl<'a> Planner<'a> {
             schema,
             query,
             sql: Sql::default(),
+            rls: false,
+        }
+    }
+
+    /// The same planner, reading through row-level security when `rls` is true.
+    pub fn with_rls(mut self, rls: bool) -> Self {
+        self.rls = rls;
+        self
+    }
+
+    /// How a read names `table`: its RLS view, or the table itself.
+    fn source(&self, table: &str) -> String {
+        if self.rls {
+            ident(table)
+        } else {
+            format!("main.{}", ident(table))
         }
     }
 
@@ -144,43 +163,60 @@ impl<'a> Planner<'a> {
         limit: Option<i64>,
         offset: i64,
     ) -> RestResult<String> {
+        let source = self.source(&table.name);
+        self.select_rows_from(table, &source, limit, offset)
+    }
+
+    /// Like [`Self::select_rows`], reading rows shaped like `table` from `source` (a table name
+    /// or a parenthesised subquery, such as an RPC function's body).
+    pub fn select_rows_from(
+        &mut self,
+        table: &Table,
+        source: &str,
+        limit: Option<i64>,
+        offset: i64,
+    ) -> RestResult<String> {
         let alias = self.sql.alias();
         let path: Path = Vec::new();
         let obj = self.object(table, &alias, &self.query.select, &path)?;
         let cond = self.level_conditions(table, &alias, &self.query.select, &path)?;
         let group = self.group_by(table, &alias, &self.query.select)?;
         let order = self.order_by(table, &alias, &path)?;
-        let mut sql = format!(
-            "SELECT {obj} FROM {} AS {alias} WHERE {cond}{group}{order}",
-            ident(&table.name)
-        );
+        let mut sql = format!("SELECT {obj} FROM {source} AS {alias} WHERE {cond}{group}{order}");
         self.push_limit(&mut sql, limit, offset);
         Ok(sql)
     }
 
     /// `SELECT count(*)` over the rows a read would return before paging.
     pub fn count_rows(&mut self, table: &Table) -> RestResult<String> {
+        let source = self.source(&table.name);
+        self.count_rows_from(table, &source)
+    }
+
+    /// Like [`Self::count_rows`], over `source`.
+    pub fn count_rows_from(&mut self, table: &Table, source: &str) -> RestResult<String> {
         let alias = self.sql.alias();
         let cond = self.level_conditions(table, &alias, &self.query.select, &Vec::new())?;
         Ok(format!(
-            "SELECT count(*) FROM {} AS {alias} WHERE {cond}",
-            ident(&table.name)
+            "SELECT count(*) FROM {source} AS {alias} WHERE {cond}"
         ))
     }
 
-    /// The row keys (see [`key_expr`]) of the rows the filters select, for writes.
+    /// The row keys (see [`key_expr`]) of the rows the filters select, for writes. Writes read
+    /// `main.<table>` under the table's own name, so that `allowed` (policy predicates, which may
+    /// name the table) applies to the rows themselves.
     pub fn select_keys(
         &mut self,
         table: &Table,
         limit: Option<i64>,
         offset: i64,
+        allowed: Option<&str>,
     ) -> RestResult<String> {
-        let alias = self.sql.alias();
-        let path: Path = Vec::new();
-        let cond = self.level_conditions(table, &alias, &self.query.select, &path)?;
-        let order = self.order_by(table, &alias, &path)?;
+        let (alias, cond) = self.top_conditions(table)?;
+        let order = self.order_by(table, &alias, &Vec::new())?;
+        let allowed = allowed.map(|a| format!(" AND {a}")).unwrap_or_default();
         let mut sql = format!(
-            "SELECT {} FROM {} AS {alias} WHERE {cond}{order}",
+            "SELECT {} FROM main.{} AS {alias} WHERE {cond}{allowed}{order}",
             key_expr(table, &alias),
             ident(&table.name)
         );
@@ -188,19 +224,27 @@ impl<'a> Planner<'a> {
         Ok(sql)
     }
 
-    /// A fresh alias for the top table and its filter conditions, for `UPDATE … AS alias WHERE`.
+    /// The alias of the top table in writes (its own name) and the filter conditions, for
+    /// `UPDATE main.t AS t WHERE …`.
     pub fn top_conditions(&mut self, table: &Table) -> RestResult<(String, String)> {
-        let alias = self.sql.alias();
+        let alias = ident(&table.name);
         let cond = self.level_conditions(table, &alias, &self.query.select, &Vec::new())?;
         Ok((alias, cond))
     }
 
-    /// Render the rows whose keys are in the JSON array bound at `keys`, in that order.
-    pub fn select_by_keys(&mut self, table: &Table, keys: &str) -> RestResult<String> {
-        let alias = self.sql.alias();
+    /// Render the rows whose keys are in the JSON array bound at `keys`, in that order; with
+    /// `visible`, only the rows passing it (the SELECT policies).
+    pub fn select_by_keys(
+        &mut self,
+        table: &Table,
+        keys: &str,
+        visible: Option<&str>,
+    ) -> RestResult<String> {
+        let alias = ident(&table.name);
         let obj = self.object(table, &alias, &self.query.select, &Vec::new())?;
+        let visible = visible.map(|v| format!(" WHERE {v}")).unwrap_or_default();
         Ok(format!(
-            "SELECT {obj} FROM json_each({keys}) AS k JOIN {} AS {alias} ON {} = k.value ORDER BY k.key",
+            "SELECT {obj} FROM json_each({keys}) AS k JOIN main.{} AS {alias} ON {} = k.value{visible} ORDER BY k.key",
             ident(&table.name),
             key_expr(table, &alias)
         ))
@@ -308,7 +352,7 @@ impl<'a> Planner<'a> {
         let group = self.group_by(rel.target, &alias, &embed.items)?;
         let from = format!(
             "FROM {} AS {alias} WHERE {join} AND {cond}{group}",
-            ident(&rel.target.name)
+            self.source(&rel.target.name)
         );
         let items: &[SelectItem] = if embed.items.is_empty() {
             &[]
@@ -446,7 +490,7 @@ impl<'a> Planner<'a> {
         let cond = self.level_conditions(rel.target, &alias, &embed.items, path)?;
         Ok(format!(
             "EXISTS (SELECT 1 FROM {} AS {alias} WHERE {join} AND {cond})",
-            ident(&rel.target.name)
+            self.source(&rel.target.name)
         ))
     }
 

@@ -3,7 +3,7 @@
 use super::error::{RestError, RestResult};
 use super::plan::Planner;
 use super::prefer::Media;
-use super::{access, response, Ctx};
+use super::{response, Ctx};
 use crate::app::AppState;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -17,7 +17,6 @@ pub async fn read(state: &AppState, ctx: Ctx, head: bool) -> RestResult<Response
     let table = schema
         .table(&ctx.table)
         .ok_or_else(|| RestError::no_table(&ctx.table))?;
-    access::check_table(&ctx.caller, &table.name)?;
     if ctx.accept.media == Media::OpenApi {
         return Err(RestError::new(
             StatusCode::NOT_ACCEPTABLE,
@@ -27,12 +26,12 @@ pub async fn read(state: &AppState, ctx: Ctx, head: bool) -> RestResult<Response
     }
     let (offset, limit) = paging(&ctx)?;
 
-    let mut planner = Planner::new(&schema, &ctx.query);
+    let mut planner = Planner::new(&schema, &ctx.query).with_rls(ctx.rls());
     planner.check_paths()?;
     let rows_sql = planner.select_rows(table, limit, offset)?;
     let rows_params = planner.sql.params;
     let count = if ctx.prefer.count {
-        let mut counter = Planner::new(&schema, &ctx.query);
+        let mut counter = Planner::new(&schema, &ctx.query).with_rls(ctx.rls());
         let sql = counter.count_rows(table)?;
         Some((sql, counter.sql.params))
     } else {
@@ -41,16 +40,19 @@ pub async fn read(state: &AppState, ctx: Ctx, head: bool) -> RestResult<Response
 
     let (rows, total) = state
         .db
-        .read(move |conn| -> RestResult<(Vec<String>, Option<i64>)> {
-            let rows = query_strings(conn, &rows_sql, &rows_params)?;
-            let total = match count {
-                Some((sql, params)) => {
-                    Some(conn.query_row(&sql, params_from_iter(params.iter()), |r| r.get(0))?)
-                }
-                None => None,
-            };
-            Ok((rows, total))
-        })
+        .read(
+            Some(ctx.request.clone()),
+            move |conn| -> RestResult<(Vec<String>, Option<i64>)> {
+                let rows = query_strings(conn, &rows_sql, &rows_params)?;
+                let total = match count {
+                    Some((sql, params)) => {
+                        Some(conn.query_row(&sql, params_from_iter(params.iter()), |r| r.get(0))?)
+                    }
+                    None => None,
+                };
+                Ok((rows, total))
+            },
+        )
         .await?;
 
     if let Some(total) = total {

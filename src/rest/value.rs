@@ -118,6 +118,26 @@ pub fn from_json(ty: ColType, v: &Value) -> RestResult<SqlValue> {
     })
 }
 
+/// A value read from SQLite, as JSON for a column of type `ty` (used where SQLite cannot render
+/// the JSON itself, such as rows returned by an RPC function's INSERT … RETURNING).
+pub fn to_json(ty: ColType, v: SqlValue) -> Value {
+    match (ty, v) {
+        (_, SqlValue::Null) => Value::Null,
+        (ColType::Bool, SqlValue::Integer(i)) => Value::Bool(i != 0),
+        (ColType::Bool, SqlValue::Real(r)) => Value::Bool(r != 0.0),
+        (ColType::Json, SqlValue::Text(t)) => serde_json::from_str(&t).unwrap_or(Value::String(t)),
+        (_, SqlValue::Integer(i)) => Value::from(i),
+        (ColType::Real, SqlValue::Real(r)) if r.fract() == 0.0 && r.abs() < 1e15 => {
+            Value::from(r as i64)
+        }
+        (_, SqlValue::Real(r)) => {
+            serde_json::Number::from_f64(r).map_or(Value::Null, Value::Number)
+        }
+        (_, SqlValue::Text(t)) => Value::String(t),
+        (_, SqlValue::Blob(b)) => Value::String(format!("\\x{}", hex::encode(b))),
+    }
+}
+
 /// The JSON text for a `cs`/`cd`/`ov` operand: JSON itself, or a Postgres array literal `{a,b}`.
 pub fn json_operand(s: &str) -> RestResult<String> {
     if let Ok(v) = serde_json::from_str::<Value>(s) {

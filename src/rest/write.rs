@@ -1,8 +1,13 @@
 //! POST (insert and upsert), PATCH (update) and DELETE on a table.
 //!
 //! Each request is planned here, then run as one job on the writer: every statement of the
-//! request shares one savepoint, so a failure anywhere (a constraint, a singular-response or
-//! max-affected check) undoes all of it and nothing is half-written.
+//! request shares one savepoint, so a failure anywhere (a constraint, a row-level security
+//! check, a singular-response or max-affected check) undoes all of it: nothing is half-written.
+//!
+//! Writes always name `main.<table>`. Under row-level security the rows an UPDATE or DELETE may
+//! touch are those passing the SELECT and the command's USING policies (inlined into the target
+//! selection), and every row an INSERT or UPDATE leaves behind must pass WITH CHECK, verified
+//! after the statement and before the savepoint is released.
 
 use super::error::{RestError, RestResult};
 use super::plan::{ident, key_expr, Planner};
@@ -10,14 +15,16 @@ use super::prefer::{Media, Resolution, Return};
 use super::read::query_strings;
 use super::{access, response, value, Ctx};
 use crate::app::AppState;
-use crate::db::schema::Table;
+use crate::db::schema::{Schema, Table};
 use crate::db::Mode;
+use crate::policy::predicate::{self, Command};
 use axum::body::Body;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params_from_iter, Connection};
 use serde_json::{Map, Value};
+use std::collections::HashSet;
 
 /// A statement and its parameters.
 type Stmt = (String, Vec<SqlValue>);
@@ -36,11 +43,59 @@ struct Representation {
     keys_param: usize,
 }
 
-fn lookup<'s>(schema: &'s crate::db::schema::Schema, ctx: &Ctx) -> RestResult<&'s Table> {
+/// Row-level security of one write: the table's name and the WITH CHECK predicates to verify.
+#[derive(Clone)]
+struct Guard {
+    table: String,
+    authenticated: bool,
+    /// Counts rows among the keys bound at ?1 that fail the check.
+    insert_check: String,
+    update_check: String,
+}
+
+impl Guard {
+    fn new(table: &Table, ctx: &Ctx) -> Option<Guard> {
+        if !ctx.rls() || !table.rls {
+            return None;
+        }
+        let failing = |check: String| {
+            let t = ident(&table.name);
+            format!(
+                "SELECT count(*) FROM json_each(?1) AS k JOIN main.{t} AS {t} ON {} = k.value WHERE NOT {check}",
+                key_expr(table, &t)
+            )
+        };
+        Some(Guard {
+            table: table.name.clone(),
+            authenticated: access::is_authenticated(&ctx.caller),
+            insert_check: failing(predicate::check(table, Command::Insert)),
+            update_check: failing(predicate::check(table, Command::Update)),
+        })
+    }
+
+    fn violation(&self) -> RestError {
+        RestError::rls_violation(&self.table, self.authenticated)
+    }
+
+    /// Fail unless every row whose key is in `keys` passes `check_sql`.
+    fn verify(&self, conn: &Connection, check_sql: &str, keys: &[Value]) -> RestResult<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let failing: i64 = conn
+            .prepare_cached(check_sql)?
+            .query_row([Value::Array(keys.to_vec()).to_string()], |r| r.get(0))?;
+        if failing > 0 {
+            return Err(self.violation());
+        }
+        Ok(())
+    }
+}
+
+fn lookup<'s>(schema: &'s Schema, ctx: &Ctx) -> RestResult<&'s Table> {
     let table = schema
         .table(&ctx.table)
         .ok_or_else(|| RestError::no_table(&ctx.table))?;
-    access::check_table(&ctx.caller, &table.name)?;
     if table.is_view {
         return Err(RestError::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -74,20 +129,18 @@ fn parse_json(body: &[u8]) -> RestResult<Value> {
         .map_err(|e| RestError::body("Empty or invalid json").details(e.to_string()))
 }
 
-/// The statement rendering rows by key, if the client wants them back.
-fn representation(
-    schema: &crate::db::schema::Schema,
-    ctx: &Ctx,
-    table: &Table,
-) -> RestResult<Option<Representation>> {
+/// The statement rendering rows by key, if the client wants them back. Under RLS it renders
+/// only rows the caller may SELECT.
+fn representation(schema: &Schema, ctx: &Ctx, table: &Table) -> RestResult<Option<Representation>> {
     if ctx.prefer.return_ != Some(Return::Representation) {
         return Ok(None);
     }
-    let mut planner = Planner::new(schema, &ctx.query);
+    let mut planner = Planner::new(schema, &ctx.query).with_rls(ctx.rls());
     planner.check_paths()?;
     let keys = planner.sql.bind(SqlValue::Text("[]".into()));
     let keys_param = planner.sql.params.len() - 1;
-    let sql = planner.select_by_keys(table, &keys)?;
+    let visible = (ctx.rls() && table.rls).then(|| predicate::using(table, Command::Select));
+    let sql = planner.select_by_keys(table, &keys, visible.as_deref())?;
     Ok(Some(Representation {
         sql,
         params: planner.sql.params,
@@ -100,18 +153,22 @@ fn returning_key(table: &Table) -> String {
     key_expr(table, "")
 }
 
-/// Run statements that each return row keys; gather the keys as one JSON array.
+fn key_value(v: SqlValue) -> Value {
+    match v {
+        SqlValue::Integer(i) => Value::from(i),
+        SqlValue::Text(t) => serde_json::from_str(&t).unwrap_or(Value::String(t)),
+        SqlValue::Real(r) => Value::from(r),
+        _ => Value::Null,
+    }
+}
+
+/// Run statements that each return row keys; gather the keys.
 fn collect_keys(conn: &Connection, stmts: &[Stmt], keys: &mut Vec<Value>) -> RestResult<()> {
     for (sql, params) in stmts {
         let mut stmt = conn.prepare_cached(sql)?;
         let mut rows = stmt.query(params_from_iter(params.iter()))?;
         while let Some(row) = rows.next()? {
-            keys.push(match row.get::<_, SqlValue>(0)? {
-                SqlValue::Integer(i) => Value::from(i),
-                SqlValue::Text(t) => serde_json::from_str(&t).unwrap_or(Value::String(t)),
-                SqlValue::Real(r) => Value::from(r),
-                _ => Value::Null,
-            });
+            keys.push(key_value(row.get::<_, SqlValue>(0)?));
         }
     }
     Ok(())
@@ -119,10 +176,11 @@ fn collect_keys(conn: &Connection, stmts: &[Stmt], keys: &mut Vec<Value>) -> Res
 
 fn finish(
     conn: &Connection,
-    ctx_single: bool,
+    single: bool,
     max_affected: Option<i64>,
     keys: &[Value],
     repr: Option<Representation>,
+    guard: Option<&Guard>,
 ) -> RestResult<Option<Vec<String>>> {
     if let Some(max) = max_affected {
         if keys.len() as i64 > max {
@@ -134,14 +192,21 @@ fn finish(
             .details(format!("The query affects {} rows", keys.len())));
         }
     }
-    if ctx_single && keys.len() != 1 {
+    if single && keys.len() != 1 {
         return Err(RestError::not_single(keys.len()));
     }
     match repr {
         None => Ok(None),
         Some(mut r) => {
             r.params[r.keys_param] = SqlValue::Text(Value::Array(keys.to_vec()).to_string());
-            Ok(Some(query_strings(conn, &r.sql, &r.params)?))
+            let rows = query_strings(conn, &r.sql, &r.params)?;
+            // Returning a row needs the right to see it, as in Postgres.
+            if let Some(g) = guard {
+                if rows.len() < keys.len() {
+                    return Err(g.violation());
+                }
+            }
+            Ok(Some(rows))
         }
     }
 }
@@ -154,11 +219,13 @@ fn mode(ctx: &Ctx) -> Mode {
     }
 }
 
-fn max_affected(ctx: &Ctx) -> Option<i64> {
-    ctx.prefer.max_affected
-}
-
 // ---------------------------------------------------------------- POST
+
+/// One row of an insert: its statement, and (for RLS upserts) how to find the row it may replace.
+struct InsertRow {
+    stmt: Stmt,
+    existing: Option<Stmt>,
+}
 
 /// Insert (or upsert) the body's rows.
 pub async fn insert(state: &AppState, ctx: Ctx, body: bytes::Bytes) -> RestResult<Response> {
@@ -190,9 +257,20 @@ pub async fn insert(state: &AppState, ctx: Ctx, body: bytes::Bytes) -> RestResul
     };
     let columns = insert_columns(table, &ctx, &objects)?;
     let conflict = conflict_clause(table, &ctx)?;
+    let guard = Guard::new(table, &ctx);
     let returning = returning_key(table);
+    let t = ident(&table.name);
+    // Under RLS a merge may only replace rows the caller may update.
+    let replaceable = match (&guard, &conflict) {
+        (Some(_), Some(c)) if c.resolution == Resolution::MergeDuplicates => Some(format!(
+            "coalesce({} AND {}, 0)",
+            predicate::using(table, Command::Select),
+            predicate::using(table, Command::Update)
+        )),
+        _ => None,
+    };
 
-    let mut stmts: Vec<Stmt> = Vec::with_capacity(objects.len());
+    let mut rows: Vec<InsertRow> = Vec::with_capacity(objects.len());
     for obj in &objects {
         let mut cols = Vec::new();
         let mut params = Vec::new();
@@ -213,10 +291,7 @@ pub async fn insert(state: &AppState, ctx: Ctx, body: bytes::Bytes) -> RestResul
             }
         }
         let sql = if cols.is_empty() {
-            format!(
-                "INSERT INTO {} DEFAULT VALUES RETURNING {returning}",
-                ident(&table.name)
-            )
+            format!("INSERT INTO main.{t} DEFAULT VALUES RETURNING {returning}")
         } else {
             let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
             let upsert = conflict
@@ -224,13 +299,40 @@ pub async fn insert(state: &AppState, ctx: Ctx, body: bytes::Bytes) -> RestResul
                 .map(|c| c.render(&cols))
                 .unwrap_or_default();
             format!(
-                "INSERT INTO {} ({}) VALUES ({}){upsert} RETURNING {returning}",
-                ident(&table.name),
+                "INSERT INTO main.{t} ({}) VALUES ({}){upsert} RETURNING {returning}",
                 cols.join(", "),
                 marks.join(", ")
             )
         };
-        stmts.push((sql, params));
+        let existing = match (&replaceable, &conflict) {
+            (Some(allowed), Some(c)) => {
+                let mut conds = Vec::new();
+                let mut vals = Vec::new();
+                for target in &c.target {
+                    let quoted = ident(target);
+                    let Some(i) = cols.iter().position(|c| *c == quoted) else {
+                        continue;
+                    };
+                    vals.push(params[i].clone());
+                    conds.push(format!("{t}.{quoted} = ?{}", vals.len()));
+                }
+                (conds.len() == c.target.len()).then(|| {
+                    (
+                        format!(
+                            "SELECT {}, {allowed} FROM main.{t} AS {t} WHERE {}",
+                            key_expr(table, &t),
+                            conds.join(" AND ")
+                        ),
+                        vals,
+                    )
+                })
+            }
+            _ => None,
+        };
+        rows.push(InsertRow {
+            stmt: (sql, params),
+            existing,
+        });
     }
 
     let repr = representation(&schema, &ctx, table)?;
@@ -239,40 +341,67 @@ pub async fn insert(state: &AppState, ctx: Ctx, body: bytes::Bytes) -> RestResul
         let cols: Vec<String> = table.primary_key.iter().map(|c| ident(c)).collect();
         (
             format!(
-                "SELECT {} FROM {} AS t WHERE {} = ?1",
+                "SELECT {} FROM main.{t} AS t WHERE {} = ?1",
                 cols.join(", "),
-                ident(&table.name),
                 key_expr(table, "t")
             ),
             table.primary_key.clone(),
             table.name.clone(),
         )
     });
-    let strict_max = max_affected(&ctx);
+    let max = ctx.prefer.max_affected;
     let outcome = state
         .db
         .writer
-        .write(mode(&ctx), move |conn| -> RestResult<Outcome> {
-            let mut keys = Vec::with_capacity(stmts.len());
-            collect_keys(conn, &stmts, &mut keys)?;
-            let location = match (&location_sql, keys.first()) {
-                (Some((sql, pk, name)), Some(key)) if keys.len() == 1 => {
-                    Some(location(conn, sql, pk, name, key)?)
+        .write(
+            mode(&ctx),
+            Some(ctx.request.clone()),
+            move |conn| -> RestResult<Outcome> {
+                let mut keys = Vec::with_capacity(rows.len());
+                let mut replaced: HashSet<String> = HashSet::new();
+                for row in &rows {
+                    if let (Some((sql, params)), Some(g)) = (&row.existing, &guard) {
+                        let mut stmt = conn.prepare_cached(sql)?;
+                        let found: Option<(SqlValue, bool)> = stmt
+                            .query(params_from_iter(params.iter()))?
+                            .next()?
+                            .map(|r| Ok::<_, rusqlite::Error>((r.get(0)?, r.get(1)?)))
+                            .transpose()?;
+                        if let Some((key, allowed)) = found {
+                            if !allowed {
+                                return Err(g.violation());
+                            }
+                            replaced.insert(key_value(key).to_string());
+                        }
+                    }
+                    collect_keys(conn, std::slice::from_ref(&row.stmt), &mut keys)?;
                 }
-                _ => None,
-            };
-            let rows = finish(conn, single, strict_max, &keys, repr)?;
-            Ok(Outcome {
-                affected: keys.len(),
-                rows,
-                location,
-            })
-        })
+                if let Some(g) = &guard {
+                    let (updated, inserted): (Vec<Value>, Vec<Value>) = keys
+                        .iter()
+                        .cloned()
+                        .partition(|k| replaced.contains(&k.to_string()));
+                    g.verify(conn, &g.insert_check, &inserted)?;
+                    g.verify(conn, &g.update_check, &updated)?;
+                }
+                let location = match (&location_sql, keys.first()) {
+                    (Some((sql, pk, name)), Some(key)) if keys.len() == 1 => {
+                        Some(location(conn, sql, pk, name, key)?)
+                    }
+                    _ => None,
+                };
+                let rows = finish(conn, single, max, &keys, repr, guard.as_ref())?;
+                Ok(Outcome {
+                    affected: keys.len(),
+                    rows,
+                    location,
+                })
+            },
+        )
         .await?;
     respond(&ctx, StatusCode::CREATED, outcome)
 }
 
-/// The columns an insert writes: `columns=`, else the keys of the (first) object.
 fn insert_columns(
     table: &Table,
     ctx: &Ctx,
@@ -304,6 +433,7 @@ fn insert_columns(
 }
 
 /// `ON CONFLICT (…) DO UPDATE SET …` or `DO NOTHING` for upserts.
+#[derive(Clone)]
 struct Conflict {
     target: Vec<String>,
     resolution: Resolution,
@@ -402,7 +532,8 @@ pub async fn update(state: &AppState, ctx: Ctx, body: bytes::Bytes) -> RestResul
     let Value::Object(obj) = parse_json(&body)? else {
         return Err(RestError::body("PATCH takes one JSON object"));
     };
-    let mut planner = Planner::new(&schema, &ctx.query);
+    let guard = Guard::new(table, &ctx);
+    let mut planner = Planner::new(&schema, &ctx.query).with_rls(ctx.rls());
     planner.check_paths()?;
     let mut sets = Vec::new();
     for (name, v) in &obj {
@@ -421,42 +552,55 @@ pub async fn update(state: &AppState, ctx: Ctx, body: bytes::Bytes) -> RestResul
         sets.push(format!("{} = {p}", ident(name)));
     }
     let (offset, limit) = super::read::paging(&ctx)?;
+    let allowed = guard.as_ref().map(|_| {
+        format!(
+            "{} AND {}",
+            predicate::using(table, Command::Select),
+            predicate::using(table, Command::Update)
+        )
+    });
     let returning = returning_key(table);
+    let t = ident(&table.name);
     let stmt = if sets.is_empty() {
         None
     } else if limit.is_some() || offset > 0 || ctx.query.order.contains_key(&Vec::new()) {
-        let keys = planner.select_keys(table, limit, offset)?;
+        let keys = planner.select_keys(table, limit, offset, allowed.as_deref())?;
         Some(format!(
-            "UPDATE {} SET {} WHERE {} IN ({keys}) RETURNING {returning}",
-            ident(&table.name),
+            "UPDATE main.{t} SET {} WHERE {returning} IN ({keys}) RETURNING {returning}",
             sets.join(", "),
-            returning
         ))
     } else {
         let (alias, cond) = planner.top_conditions(table)?;
+        let allowed = allowed.map(|a| format!(" AND {a}")).unwrap_or_default();
         Some(format!(
-            "UPDATE {} AS {alias} SET {} WHERE {cond} RETURNING {returning}",
-            ident(&table.name),
+            "UPDATE main.{t} AS {alias} SET {} WHERE {cond}{allowed} RETURNING {returning}",
             sets.join(", ")
         ))
     };
     let stmts: Vec<Stmt> = stmt.map(|s| (s, planner.sql.params)).into_iter().collect();
     let repr = representation(&schema, &ctx, table)?;
     let single = ctx.accept.media == Media::Single;
-    let strict_max = max_affected(&ctx);
+    let max = ctx.prefer.max_affected;
     let outcome = state
         .db
         .writer
-        .write(mode(&ctx), move |conn| -> RestResult<Outcome> {
-            let mut keys = Vec::new();
-            collect_keys(conn, &stmts, &mut keys)?;
-            let rows = finish(conn, single, strict_max, &keys, repr)?;
-            Ok(Outcome {
-                affected: keys.len(),
-                rows,
-                location: None,
-            })
-        })
+        .write(
+            mode(&ctx),
+            Some(ctx.request.clone()),
+            move |conn| -> RestResult<Outcome> {
+                let mut keys = Vec::new();
+                collect_keys(conn, &stmts, &mut keys)?;
+                if let Some(g) = &guard {
+                    g.verify(conn, &g.update_check, &keys)?;
+                }
+                let rows = finish(conn, single, max, &keys, repr, guard.as_ref())?;
+                Ok(Outcome {
+                    affected: keys.len(),
+                    rows,
+                    location: None,
+                })
+            },
+        )
         .await?;
     respond(&ctx, StatusCode::NO_CONTENT, outcome)
 }
@@ -467,37 +611,49 @@ pub async fn update(state: &AppState, ctx: Ctx, body: bytes::Bytes) -> RestResul
 pub async fn delete(state: &AppState, ctx: Ctx) -> RestResult<Response> {
     let schema = state.db.schema.get();
     let table = lookup(&schema, &ctx)?;
-    let mut planner = Planner::new(&schema, &ctx.query);
+    let guard = Guard::new(table, &ctx);
+    let mut planner = Planner::new(&schema, &ctx.query).with_rls(ctx.rls());
     planner.check_paths()?;
     let (offset, limit) = super::read::paging(&ctx)?;
     let repr = representation(&schema, &ctx, table)?;
+    let allowed = guard.as_ref().map(|_| {
+        format!(
+            "{} AND {}",
+            predicate::using(table, Command::Select),
+            predicate::using(table, Command::Delete)
+        )
+    });
     // Rows are rendered before they are deleted, so select their keys first.
-    let select_keys = planner.select_keys(table, limit, offset)?;
+    let select_keys = planner.select_keys(table, limit, offset, allowed.as_deref())?;
     let keys_stmt: Stmt = (select_keys, planner.sql.params);
     let delete_sql = format!(
-        "DELETE FROM {} WHERE {} IN (SELECT value FROM json_each(?1))",
+        "DELETE FROM main.{} WHERE {} IN (SELECT value FROM json_each(?1))",
         ident(&table.name),
         returning_key(table)
     );
     let single = ctx.accept.media == Media::Single;
-    let strict_max = max_affected(&ctx);
+    let max = ctx.prefer.max_affected;
     let outcome = state
         .db
         .writer
-        .write(mode(&ctx), move |conn| -> RestResult<Outcome> {
-            let mut keys = Vec::new();
-            collect_keys(conn, std::slice::from_ref(&keys_stmt), &mut keys)?;
-            let rows = finish(conn, single, strict_max, &keys, repr)?;
-            if !keys.is_empty() {
-                conn.prepare_cached(&delete_sql)?
-                    .execute([Value::Array(keys.clone()).to_string()])?;
-            }
-            Ok(Outcome {
-                affected: keys.len(),
-                rows,
-                location: None,
-            })
-        })
+        .write(
+            mode(&ctx),
+            Some(ctx.request.clone()),
+            move |conn| -> RestResult<Outcome> {
+                let mut keys = Vec::new();
+                collect_keys(conn, std::slice::from_ref(&keys_stmt), &mut keys)?;
+                let rows = finish(conn, single, max, &keys, repr, guard.as_ref())?;
+                if !keys.is_empty() {
+                    conn.prepare_cached(&delete_sql)?
+                        .execute([Value::Array(keys.clone()).to_string()])?;
+                }
+                Ok(Outcome {
+                    affected: keys.len(),
+                    rows,
+                    location: None,
+                })
+            },
+        )
         .await?;
     respond(&ctx, StatusCode::NO_CONTENT, outcome)
 }
