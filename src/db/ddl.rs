@@ -436,6 +436,14 @@ fn parse_create_function(c: &mut Cur, replace: bool) -> Result<Ddl, DdlError> {
     // Writes name their tables in `main` so they reach them past the row-level security views;
     // whether the caller may write there is checked when the function runs.
     let body = script::qualify_writes(&statements[0]);
+    // A SECURITY DEFINER body reads the tables themselves, past row-level security; the rest of
+    // the call (embeds, filters on its result) still runs as the caller.
+    let body = if definer {
+        script::qualify_reads(&body)
+    } else {
+        body
+    };
+    let writes = script::write_targets(&body);
     for used in script::param_names(&body) {
         if !params.iter().any(|p| p.name == used) {
             return Err(format!("the body uses :{used}, which is not a parameter"));
@@ -449,6 +457,7 @@ fn parse_create_function(c: &mut Cur, replace: bool) -> Result<Ddl, DdlError> {
             body,
             volatile,
             definer,
+            writes,
         },
         replace,
     })

@@ -198,6 +198,9 @@ pub struct Function {
     pub volatile: bool,
     /// `SECURITY DEFINER`: runs without row-level security.
     pub definer: bool,
+    /// The tables the body writes to.
+    #[serde(default)]
+    pub writes: Vec<String>,
 }
 
 /// A table or a view.

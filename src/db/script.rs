@@ -332,6 +332,133 @@ pub fn qualify_writes(sql: &str) -> String {
     out
 }
 
+/// The tables a statement writes to (targets of INSERT, REPLACE, UPDATE and DELETE).
+pub fn write_targets(sql: &str) -> Vec<String> {
+    let qualified = qualify_writes(sql);
+    let toks = significant(&qualified);
+    let mut out: Vec<String> = Vec::new();
+    for w in toks.windows(3) {
+        if w[0].is_kw("main") && w[1] == Token::Punct('.') {
+            if let Some(name) = w[2].name() {
+                if !out.contains(&name) {
+                    out.push(name);
+                }
+            }
+        }
+    }
+    out
+}
+
+const CLAUSE_END: &[&str] = &[
+    "where",
+    "group",
+    "having",
+    "order",
+    "limit",
+    "window",
+    "union",
+    "except",
+    "intersect",
+    "returning",
+    "set",
+    "values",
+    "select",
+];
+
+/// Prefix the tables a statement reads (after FROM and JOIN, and in comma-separated FROM lists)
+/// with `main.`, leaving CTE names, table-valued functions and qualified names alone. Used for
+/// SECURITY DEFINER functions, whose bodies read past row-level security.
+pub fn qualify_reads(sql: &str) -> String {
+    let toks = tokenize(sql);
+    // CTE names: `WITH [RECURSIVE] name [(cols)] AS (`, and after `),`.
+    let sig: Vec<&Token> = toks.iter().filter(|t| !t.is_trivia()).collect();
+    let mut ctes: Vec<String> = Vec::new();
+    for (i, t) in sig.iter().enumerate() {
+        if t.is_kw("as") && sig.get(i + 1) == Some(&&Token::Punct('(')) {
+            // Walk back over an optional column list to the name.
+            let mut j = i;
+            if j > 0 && *sig[j - 1] == Token::Punct(')') {
+                while j > 0 && *sig[j - 1] != Token::Punct('(') {
+                    j -= 1;
+                }
+                j = j.saturating_sub(1);
+            }
+            if j > 0 {
+                if let Some(name) = sig[j - 1].name() {
+                    let before = if j >= 2 { Some(sig[j - 2]) } else { None };
+                    if before.is_some_and(|b| {
+                        b.is_kw("with") || b.is_kw("recursive") || *b == Token::Punct(',')
+                    }) {
+                        ctes.push(name.to_ascii_lowercase());
+                    }
+                }
+            }
+        }
+    }
+    let mut out = String::with_capacity(sql.len() + 32);
+    let mut depth: i32 = 0;
+    // Paren depth of the FROM clause we are in, if any.
+    let mut from_depth: Option<i32> = None;
+    let mut expect_table = false;
+    for (i, tok) in toks.iter().enumerate() {
+        if expect_table && !tok.is_trivia() {
+            expect_table = false;
+            let next = toks[i + 1..].iter().find(|t| !t.is_trivia());
+            let is_name = matches!(tok, Token::Word(_) | Token::Quoted(_));
+            let keyword = matches!(tok, Token::Word(w) if ["select", "with", "values", "lateral"].contains(&w.to_ascii_lowercase().as_str()));
+            let qualified_or_call =
+                matches!(next, Some(Token::Punct('.')) | Some(Token::Punct('(')));
+            let cte = tok
+                .name()
+                .is_some_and(|n| ctes.contains(&n.to_ascii_lowercase()));
+            if is_name && !keyword && !qualified_or_call && !cte {
+                out.push_str("main.");
+            }
+        }
+        match tok {
+            Token::Punct('(') => depth += 1,
+            Token::Punct(')') => {
+                if from_depth == Some(depth) {
+                    from_depth = None;
+                }
+                depth -= 1;
+            }
+            Token::Punct(',') if from_depth == Some(depth) => expect_table = true,
+            Token::Word(w) => {
+                let lw = w.to_ascii_lowercase();
+                if lw == "from" || lw == "join" {
+                    expect_table = true;
+                    from_depth = Some(depth);
+                } else if from_depth == Some(depth) && CLAUSE_END.contains(&lw.as_str()) {
+                    from_depth = None;
+                }
+            }
+            _ => {}
+        }
+        out.push_str(&tok.text());
+    }
+    out
+}
+
+/// `CREATE VIEW …` rewritten as `CREATE TEMP VIEW …` (None when it is not a plain CREATE VIEW).
+pub fn as_temp_view(sql: &str) -> Option<String> {
+    let toks = tokenize(sql);
+    let sig: Vec<usize> = toks
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| !t.is_trivia())
+        .map(|(i, _)| i)
+        .collect();
+    let (first, second) = (sig.first()?, sig.get(1)?);
+    if !toks[*first].is_kw("create") || !toks[*second].is_kw("view") {
+        return None;
+    }
+    let mut out = render(&toks[..=*first]);
+    out.push_str(" TEMP");
+    out.push_str(&render(&toks[*first + 1..]));
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,6 +491,33 @@ mod tests {
             vec!["zz"]
         );
         assert_eq!(param_names("SELECT :b, :a, :b"), vec!["b", "a"]);
+    }
+
+    #[test]
+    fn qualifies_reads_for_definer_bodies() {
+        assert_eq!(
+            qualify_reads("SELECT * FROM todos t JOIN users u ON u.id = t.user_id, notes WHERE x IN (SELECT id FROM tags)"),
+            "SELECT * FROM main.todos t JOIN main.users u ON u.id = t.user_id, main.notes WHERE x IN (SELECT id FROM main.tags)"
+        );
+        assert_eq!(
+            qualify_reads(
+                "WITH mine AS (SELECT * FROM todos) SELECT * FROM mine, json_each('[1]')"
+            ),
+            "WITH mine AS (SELECT * FROM main.todos) SELECT * FROM mine, json_each('[1]')"
+        );
+        assert_eq!(
+            qualify_reads("SELECT 1 FROM main.todos"),
+            "SELECT 1 FROM main.todos"
+        );
+        assert_eq!(
+            write_targets("INSERT INTO todos (a) SELECT a FROM x"),
+            vec!["todos"]
+        );
+        assert_eq!(
+            as_temp_view("CREATE VIEW v AS SELECT 1").unwrap(),
+            "CREATE TEMP VIEW v AS SELECT 1"
+        );
+        assert!(as_temp_view("CREATE TEMP VIEW v AS SELECT 1").is_none());
     }
 
     #[test]

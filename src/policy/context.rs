@@ -41,14 +41,6 @@ impl RequestContext {
             bypass_rls: caller.role == Role::ServiceRole,
         })
     }
-
-    /// The same caller, with row-level security lifted (SECURITY DEFINER).
-    pub fn elevated(self: &Arc<Self>) -> Arc<RequestContext> {
-        Arc::new(RequestContext {
-            bypass_rls: true,
-            ..(**self).clone()
-        })
-    }
 }
 
 thread_local! {

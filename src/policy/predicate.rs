@@ -63,6 +63,14 @@ fn combine(table: &Table, cmd: Command, expr: impl Fn(&Policy) -> Option<String>
     format!("coalesce({}, 0)", all.join(" AND "))
 }
 
+/// Whether any permissive policy for `cmd` applies to `role` at all; without one, every row is
+/// refused and the refusal can be given before anything runs.
+pub fn may(table: &Table, cmd: Command, role: &str) -> bool {
+    table.policies.iter().any(|p| {
+        p.permissive && cmd.matches(p.command) && p.roles.iter().any(|r| r == "public" || r == role)
+    })
+}
+
 /// Rows `cmd` may see or target: the USING expressions.
 pub fn using(table: &Table, cmd: Command) -> String {
     combine(table, cmd, |p| p.using.clone())

@@ -2,6 +2,7 @@
 
 use super::predicate::{self, Command};
 use crate::db::schema::Schema;
+use crate::db::script;
 use rusqlite::Connection;
 
 fn quote(name: &str) -> String {
@@ -38,12 +39,27 @@ fn rebuild(conn: &Connection, schema: &Schema, generation: i64) -> rusqlite::Res
     for name in existing {
         sql.push_str(&format!("DROP VIEW temp.{};", quote(&name)));
     }
+    let any_rls = schema.tables.values().any(|t| t.rls);
     for table in schema.tables.values().filter(|t| t.rls) {
         let t = quote(&table.name);
         let visible = predicate::using(table, Command::Select);
         sql.push_str(&format!(
             "CREATE TEMP VIEW {t} AS SELECT * FROM main.{t} AS {t} WHERE _outpost_bypass_rls() OR {visible};"
         ));
+    }
+    // A view in `main` resolves the tables it reads in `main`, past the views above; a TEMP copy
+    // of it resolves them through them, so user views show only what the caller may see.
+    if any_rls {
+        let mut stmt = conn.prepare("SELECT sql FROM main.sqlite_schema WHERE type = 'view' AND sql IS NOT NULL ORDER BY rowid")?;
+        let defs: Vec<String> = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for def in defs {
+            if let Some(temp) = script::as_temp_view(&def) {
+                sql.push_str(&temp);
+                sql.push(';');
+            }
+        }
     }
     sql.push_str(&format!("PRAGMA temp.user_version = {generation}; COMMIT;"));
     // Within a writer transaction BEGIN/COMMIT are not allowed: run the statements bare there.

@@ -140,13 +140,16 @@ pub async fn call(
         accept: ctx_base.accept,
         headers: ctx_base.headers,
     };
-    let mut planner = Planner::new(&schema, &ctx.query).with_rls(ctx.rls() && !f.definer);
+    let mut planner = Planner::new(&schema, &ctx.query).with_rls(ctx.rls());
     let body_sql = bind_args(&f, &args, &mut planner)?;
-    let request = if f.definer {
-        ctx.request.elevated()
-    } else {
-        ctx.request.clone()
-    };
+    let request = ctx.request.clone();
+    if let Some(table) = refused_write(&schema, &ctx, &f) {
+        return Err(write_refusal(
+            &f.name,
+            &table,
+            access::is_authenticated(&ctx.caller),
+        ));
+    }
     let shape = result_table(&schema, &f);
     let selects = is_select(&body_sql);
     let output = match (&shape, selects) {
@@ -525,15 +528,29 @@ impl WriteGuard {
         let written = written.lock().map(|w| w.clone()).unwrap_or_default();
         if let Some(table) = written.iter().find(|t| protected.contains(*t)) {
             // Returning an error rolls the job's savepoint back: nothing the function wrote stays.
-            let mut e = RestError::permission_denied(table, self.authenticated);
-            e.message = format!(
-                "{}() wrote to table \"{table}\", which has row-level security; only SECURITY DEFINER functions may write there",
-                self.function
-            );
-            return Err(e);
+            return Err(write_refusal(&self.function, table, self.authenticated));
         }
         Ok(result)
     }
+}
+
+/// An invoker function called under RLS whose body writes to a table with RLS.
+fn refused_write(schema: &Schema, ctx: &Ctx, f: &Function) -> Option<String> {
+    if !ctx.rls() || f.definer {
+        return None;
+    }
+    f.writes
+        .iter()
+        .find(|t| schema.table(t).is_some_and(|t| t.rls))
+        .cloned()
+}
+
+fn write_refusal(function: &str, table: &str, authenticated: bool) -> RestError {
+    let mut e = RestError::permission_denied(table, authenticated);
+    e.message = format!(
+        "{function}() writes to table \"{table}\", which has row-level security; only SECURITY DEFINER functions may write there"
+    );
+    e
 }
 
 fn respond(ctx: &Ctx, output: Output, head: bool) -> RestResult<Response> {

@@ -258,6 +258,13 @@ pub async fn insert(state: &AppState, ctx: Ctx, body: bytes::Bytes) -> RestResul
     let columns = insert_columns(table, &ctx, &objects)?;
     let conflict = conflict_clause(table, &ctx)?;
     let guard = Guard::new(table, &ctx);
+    // No INSERT policy for this role: refuse before any constraint is even looked at, as
+    // Postgres checks RLS before constraints.
+    if let Some(g) = &guard {
+        if !objects.is_empty() && !predicate::may(table, Command::Insert, ctx.caller.role.name()) {
+            return Err(g.violation());
+        }
+    }
     let returning = returning_key(table);
     let t = ident(&table.name);
     // Under RLS a merge may only replace rows the caller may update.

@@ -36,43 +36,95 @@ function clientWithToken(token) {
   return srv.client('anon', { global: { headers: { Authorization: `Bearer ${token}` } } });
 }
 
-describe('roles: only service_role may touch user tables in this issue', () => {
-  test('service_role reads', async () => {
+describe('roles: RLS is on by default; without a policy anon and authenticated see and change nothing', () => {
+  const AUTHORS = [
+    { id: 1, name: 'Ada' },
+    { id: 2, name: 'Brian' },
+    { id: 3, name: 'Chen' },
+  ];
+  const authorsUnchanged = async () =>
+    assert.deepEqual(ok(await db.from('authors').select('id,name').order('id')), AUTHORS);
+
+  test('service_role reads (bypasses RLS)', async () => {
     const data = ok(await db.from('authors').select('id').order('id'), 200);
     assert.deepEqual(data, [{ id: 1 }, { id: 2 }, { id: 3 }]);
   });
 
-  test('anon gets 42501 / 401 on select, insert, update, delete', async () => {
+  test('anon select is 200 with [] on every table', async () => {
     const anon = srv.client('anon');
-    const e1 = fails(await anon.from('posts').select('*'), 401, '42501');
-    assertErrorShape(e1);
-    fails(await anon.from('authors').insert({ name: 'Mallory' }), 401, '42501');
-    fails(await anon.from('authors').update({ name: 'Mallory' }).eq('id', 1), 401, '42501');
-    fails(await anon.from('authors').delete().eq('id', 1), 401, '42501');
-    fails(await anon.from('authors').upsert({ id: 1, name: 'Mallory' }), 401, '42501');
-    // nothing was written
-    assert.deepEqual(ok(await db.from('authors').select('id,name').order('id')), [
-      { id: 1, name: 'Ada' },
-      { id: 2, name: 'Brian' },
-      { id: 3, name: 'Chen' },
-    ]);
+    for (const t of ['authors', 'posts', 'comments', 'messages']) {
+      assert.deepEqual(ok(await anon.from(t).select('*'), 200), [], t);
+    }
+    // filters cannot reach hidden rows either
+    assert.deepEqual(ok(await anon.from('posts').select('id').or('id.eq.1,id.gt.0'), 200), []);
+    assert.deepEqual(ok(await anon.from('authors').select('id,posts(id)').eq('id', 1), 200), []);
   });
 
-  test('anon head/count requests are refused too', async () => {
+  test('anon insert fails 42501 / 401 and writes nothing', async () => {
+    const anon = srv.client('anon');
+    const e = fails(await anon.from('authors').insert({ name: 'Mallory' }), 401, '42501');
+    assertErrorShape(e);
+    fails(await anon.from('authors').insert({ name: 'Mallory' }).select(), 401, '42501');
+    fails(await anon.from('authors').insert([{ name: 'M1' }, { name: 'M2' }]), 401, '42501');
+    fails(await anon.from('authors').upsert({ id: 1, name: 'Mallory' }), 401, '42501');
+    fails(await anon.from('authors').upsert({ id: 9, name: 'Mallory' }), 401, '42501');
+    await authorsUnchanged();
+  });
+
+  test('anon update and delete change nothing (204, or 200 [] with select, count 0)', async () => {
+    const anon = srv.client('anon');
+    const u = await anon.from('authors').update({ name: 'Mallory' }).eq('id', 1);
+    assert.equal(u.error, null, show(u));
+    assert.equal(u.status, 204, show(u));
+    const u2 = await anon.from('authors').update({ name: 'Mallory' }, { count: 'exact' }).gte('id', 1).select('id');
+    assert.deepEqual(ok(u2, 200), []);
+    assert.equal(u2.count, 0, show(u2));
+    const d = await anon.from('authors').delete().eq('id', 1);
+    assert.equal(d.error, null, show(d));
+    assert.equal(d.status, 204, show(d));
+    const d2 = await anon.from('authors').delete({ count: 'exact' }).gte('id', 1).select('id');
+    assert.deepEqual(ok(d2, 200), []);
+    assert.equal(d2.count, 0, show(d2));
+    await authorsUnchanged();
+  });
+
+  test('anon head/count requests answer 200 with count 0', async () => {
     const anon = srv.client('anon');
     const res = await anon.from('posts').select('*', { count: 'exact', head: true });
-    assert.equal(res.status, 401, show(res));
-    assert.equal(res.count, null, show(res));
+    assert.equal(res.error, null, show(res));
+    assert.equal(res.status, 200, show(res));
+    assert.equal(res.count, 0, show(res));
+    assert.equal(res.data, null, show(res));
+    const r = await rest(srv, '/posts?select=id', { key: srv.anonKey, headers: { Prefer: 'count=exact' } });
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json, []);
+    assert.equal(r.headers.get('content-range'), '*/0');
   });
 
-  test('authenticated user gets 42501 / 403 on select, insert, update, delete', async () => {
+  test('single() as anon on a hidden row is PGRST116 / 406 (0 rows)', async () => {
+    const res = await srv.client('anon').from('posts').select('id').eq('id', 1).single();
+    const e = fails(res, 406, 'PGRST116');
+    assert.equal(e.details, 'The result contains 0 rows');
+  });
+
+  test('authenticated user: select [] / count 0, insert 42501 / 403, update and delete change nothing', async () => {
     const user = clientWithToken(userJwt());
-    const e = fails(await user.from('posts').select('id'), 403, '42501');
+    assert.deepEqual(ok(await user.from('posts').select('id'), 200), []);
+    const c = await user.from('authors').select('*', { count: 'exact', head: true });
+    assert.equal(c.status, 200, show(c));
+    assert.equal(c.count, 0, show(c));
+    const e = fails(await user.from('authors').insert({ name: 'Mallory' }), 403, '42501');
     assertErrorShape(e);
-    fails(await user.from('authors').insert({ name: 'Mallory' }), 403, '42501');
-    fails(await user.from('authors').update({ name: 'Mallory' }).eq('id', 1), 403, '42501');
-    fails(await user.from('authors').delete().eq('id', 1), 403, '42501');
-    assert.deepEqual(ok(await db.from('authors').select('name').eq('id', 1)), [{ name: 'Ada' }]);
+    fails(await user.from('authors').insert({ name: 'Mallory' }).select('id'), 403, '42501');
+    fails(await user.from('authors').upsert({ id: 1, name: 'Mallory' }), 403, '42501');
+    assert.deepEqual(ok(await user.from('authors').update({ name: 'Mallory' }).eq('id', 1).select('id'), 200), []);
+    const u = await user.from('authors').update({ name: 'Mallory' }).eq('id', 1);
+    assert.equal(u.status, 204, show(u));
+    assert.deepEqual(ok(await user.from('authors').delete().eq('id', 1).select('id'), 200), []);
+    const d = await user.from('comments').delete().gte('id', 0);
+    assert.equal(d.status, 204, show(d));
+    await authorsUnchanged();
+    assert.equal(ok(await db.from('comments').select('id')).length, 5);
   });
 
   test('the role comes from Authorization, not apikey: apikey=anon + Bearer service_role reads', async () => {
@@ -80,10 +132,14 @@ describe('roles: only service_role may touch user tables in this issue', () => {
     assert.deepEqual(data, [{ id: 2 }]);
   });
 
-  test('unknown table for anon is still an error, and leaks no data', async () => {
+  test('apikey=service_role + Bearer anon is anon: sees nothing', async () => {
+    const c = srv.client('service', { global: { headers: { Authorization: `Bearer ${srv.anonKey}` } } });
+    assert.deepEqual(ok(await c.from('authors').select('id'), 200), []);
+  });
+
+  test('unknown table for anon is PGRST205 / 404, and leaks no data', async () => {
     const res = await srv.client('anon').from('no_such_table').select('*');
-    assert.ok([401, 404].includes(res.status), show(res));
-    assert.equal(res.data, null);
+    fails(res, 404, 'PGRST205');
   });
 });
 
@@ -139,7 +195,8 @@ describe('JWT validation', () => {
 
   test('the minted keys work: anon and service_role differ only by role claim', async () => {
     const anonKey = signJwt({ role: 'anon', iss: 'outpost', iat: now(), exp: now() + 600 }, srv.secret);
-    fails(await srv.client(anonKey).from('posts').select('id'), 401, '42501');
+    // anon is a valid role: RLS hides every row (no policies), it is not refused
+    assert.deepEqual(ok(await srv.client(anonKey).from('posts').select('id'), 200), []);
     const svc = signJwt({ role: 'service_role', iss: 'outpost', iat: now(), exp: now() + 600 }, srv.secret);
     assert.equal(ok(await srv.client(svc).from('posts').select('id')).length, 5);
   });

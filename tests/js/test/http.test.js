@@ -191,7 +191,13 @@ test('`outpost keys --json` prints url and keys valid for this server', async ()
 
   const data = ok(await srv.client(keys.service_role_key).from('authors').select('name').eq('id', 2));
   assert.deepEqual(data, [{ name: 'Brian' }]);
+  // the anon key is accepted; RLS (on by default, no policies here) hides every row
   const anon = await srv.client(keys.anon_key).from('authors').select('name');
-  assert.equal(anon.status, 401);
-  assert.equal(anon.error?.code, '42501');
+  assert.equal(anon.error, null, JSON.stringify(anon.error));
+  assert.equal(anon.status, 200);
+  assert.deepEqual(anon.data, []);
+  const ins = await srv.client(keys.anon_key).from('authors').insert({ name: 'Keyholder' });
+  assert.equal(ins.status, 401);
+  assert.equal(ins.error?.code, '42501');
+  assert.deepEqual(ok(await srv.client(keys.service_role_key).from('authors').select('id').eq('name', 'Keyholder')), []);
 });
