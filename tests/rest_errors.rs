@@ -747,16 +747,23 @@ async fn expired_token_is_pgrst303() {
 }
 
 #[tokio::test]
-async fn anon_is_401_and_authenticated_is_403_42501() {
+async fn rls_without_policies_reads_nothing_and_refuses_inserts_42501() {
     let s = start();
+    // Row-level security is on by default and posts has no policy: anon reads no rows.
     let res = s
         .bare(Method::GET, "/rest/v1/posts")
         .header("apikey", &s.anon_key)
         .header("authorization", format!("Bearer {}", s.anon_key))
+        .header("prefer", "count=exact")
         .send()
         .await
         .unwrap();
-    expect_error(res, 401, "42501").await;
+    assert_eq!(
+        res.headers()["content-range"].to_str().unwrap(),
+        "*/0",
+        "anon count"
+    );
+    assert_eq!(expect_json(res, 200).await, json!([]));
     let res = s
         .bare(Method::POST, "/rest/v1/posts")
         .header("apikey", &s.anon_key)
@@ -764,7 +771,11 @@ async fn anon_is_401_and_authenticated_is_403_42501() {
         .send()
         .await
         .unwrap();
-    expect_error(res, 401, "42501").await;
+    let body = expect_error(res, 401, "42501").await;
+    assert_eq!(
+        body["message"],
+        "new row violates row-level security policy for table \"posts\""
+    );
 
     // The bearer token decides the role, even next to the service key.
     let res = s
@@ -774,7 +785,7 @@ async fn anon_is_401_and_authenticated_is_403_42501() {
         .send()
         .await
         .unwrap();
-    expect_error(res, 401, "42501").await;
+    assert_eq!(expect_json(res, 200).await, json!([]));
 
     let user = mint(json!({
         "sub": "8a7f1b2c-0000-4000-8000-000000000001",
@@ -790,16 +801,38 @@ async fn anon_is_401_and_authenticated_is_403_42501() {
         .send()
         .await
         .unwrap();
-    expect_error(res, 403, "42501").await;
+    assert_eq!(expect_json(res, 200).await, json!([]));
+    let res = s
+        .bare(Method::POST, "/rest/v1/posts")
+        .header("apikey", &s.anon_key)
+        .header("authorization", format!("Bearer {user}"))
+        .json(&json!({"title": "user"}))
+        .send()
+        .await
+        .unwrap();
+    let body = expect_error(res, 403, "42501").await;
+    assert_eq!(
+        body["message"],
+        "new row violates row-level security policy for table \"posts\""
+    );
+    // UPDATE and DELETE find no row to touch.
+    let res = s
+        .bare(Method::PATCH, "/rest/v1/posts?id=eq.5")
+        .header("apikey", &s.anon_key)
+        .header("authorization", format!("Bearer {user}"))
+        .json(&json!({"title": "changed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
     let res = s
         .bare(Method::DELETE, "/rest/v1/posts?id=eq.5")
         .header("apikey", &s.anon_key)
         .header("authorization", format!("Bearer {user}"))
-        .header("content-type", "application/json")
         .send()
         .await
         .unwrap();
-    expect_error(res, 403, "42501").await;
+    assert_eq!(res.status(), 204);
     assert_eq!(posts(&s).await, seeded_posts());
 }
 
