@@ -784,7 +784,6 @@ async fn upserts_respect_update_policies() {
 }
 
 #[tokio::test]
-#[ignore = "server bug: upserts skip the INSERT WITH CHECK on the proposed row when it conflicts"]
 async fn upserts_check_the_proposed_row_against_insert_policies() {
     let s = start();
     let before = all_rows(&s, "todos").await;
@@ -2101,7 +2100,6 @@ async fn rls_works_without_rowid_and_without_primary_key() {
 }
 
 #[tokio::test]
-#[ignore = "server bug: an upsert whose conflict column comes from its default skips the UPDATE USING check and takes over other users' rows"]
 async fn upserts_cannot_take_over_rows_through_a_defaulted_conflict_column() {
     let s = start_policies();
     let before = all_rows(&s, "slots").await;
@@ -2120,7 +2118,6 @@ async fn upserts_cannot_take_over_rows_through_a_defaulted_conflict_column() {
 }
 
 #[tokio::test]
-#[ignore = "server bug: WITH CHECK is verified after the statement, so constraint errors (23505, 23502) win over 42501 and reveal hidden keys"]
 async fn with_check_fails_before_constraints_and_tells_nothing() {
     // Postgres checks WITH CHECK before constraints: a write that violates the policy is a
     // 42501 whatever else is wrong with it, so a conflict can never reveal a hidden row.

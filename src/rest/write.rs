@@ -15,7 +15,7 @@ use super::prefer::{Media, Resolution, Return};
 use super::read::query_strings;
 use super::{access, response, value, Ctx};
 use crate::app::AppState;
-use crate::db::schema::{Schema, Table};
+use crate::db::schema::{Column, Schema, Table};
 use crate::db::Mode;
 use crate::policy::predicate::{self, Command};
 use axum::body::Body;
@@ -51,6 +51,9 @@ struct Guard {
     /// Counts rows among the keys bound at ?1 that fail the check.
     insert_check: String,
     update_check: String,
+    /// The predicates themselves, for checking proposed rows before they are written.
+    insert_predicate: String,
+    update_predicate: String,
 }
 
 impl Guard {
@@ -70,6 +73,8 @@ impl Guard {
             authenticated: access::is_authenticated(&ctx.caller),
             insert_check: failing(predicate::check(table, Command::Insert)),
             update_check: failing(predicate::check(table, Command::Update)),
+            insert_predicate: predicate::check(table, Command::Insert),
+            update_predicate: predicate::check(table, Command::Update),
         })
     }
 
@@ -90,6 +95,49 @@ impl Guard {
         }
         Ok(())
     }
+}
+/// Run a one-row query, binding the leading `params` the statement uses (pre-checks share the
+/// parameter list of the write they guard but may not use all of it).
+fn query_flag(conn: &Connection, sql: &str, params: &[SqlValue]) -> RestResult<i64> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    for (i, v) in params.iter().enumerate().take(stmt.parameter_count()) {
+        stmt.raw_bind_parameter(i + 1, v)?;
+    }
+    let mut rows = stmt.raw_query();
+    Ok(match rows.next()? {
+        Some(r) => r.get::<_, Option<i64>>(0)?.unwrap_or(0),
+        None => 0,
+    })
+}
+
+/// The SELECT list of a row as it would be written: `given` columns (quoted name → SQL), the
+/// rest from `otherwise` (their default for inserts, their current value for updates).
+fn proposed_row(
+    table: &Table,
+    given: &[(String, String)],
+    otherwise: impl Fn(&Column) -> String,
+) -> String {
+    table
+        .columns
+        .iter()
+        .filter(|c| !c.generated)
+        .map(|c| {
+            let q = ident(&c.name);
+            let v = given
+                .iter()
+                .find(|(name, _)| *name == q)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| otherwise(c));
+            format!("{v} AS {q}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn default_or_null(c: &Column) -> String {
+    c.default
+        .as_ref()
+        .map_or_else(|| "NULL".to_string(), |d| format!("({d})"))
 }
 
 fn lookup<'s>(schema: &'s Schema, ctx: &Ctx) -> RestResult<&'s Table> {
@@ -220,11 +268,13 @@ fn mode(ctx: &Ctx) -> Mode {
 }
 
 // ---------------------------------------------------------------- POST
-
-/// One row of an insert: its statement, and (for RLS upserts) how to find the row it may replace.
+/// One row of an insert: its statement and, under RLS, the checks made before it runs (they use
+/// the statement's parameters): does the proposed row fail WITH CHECK, and (merge upserts) which
+/// existing row would it replace, and may the caller update that one?
 struct InsertRow {
     stmt: Stmt,
-    existing: Option<Stmt>,
+    fails_check: Option<String>,
+    existing: Option<String>,
 }
 
 /// Insert (or upsert) the body's rows.
@@ -311,33 +361,38 @@ pub async fn insert(state: &AppState, ctx: Ctx, body: bytes::Bytes) -> RestResul
                 marks.join(", ")
             )
         };
+        let given: Vec<(String, String)> = cols
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.clone(), format!("?{}", i + 1)))
+            .collect();
+        let proposed = proposed_row(table, &given, default_or_null);
+        let fails_check = guard.as_ref().map(|g| {
+            format!(
+                "SELECT NOT {} FROM (SELECT {proposed}) AS {t}",
+                g.insert_predicate
+            )
+        });
         let existing = match (&replaceable, &conflict) {
             (Some(allowed), Some(c)) => {
-                let mut conds = Vec::new();
-                let mut vals = Vec::new();
-                for target in &c.target {
-                    let quoted = ident(target);
-                    let Some(i) = cols.iter().position(|c| *c == quoted) else {
-                        continue;
-                    };
-                    vals.push(params[i].clone());
-                    conds.push(format!("{t}.{quoted} = ?{}", vals.len()));
-                }
-                (conds.len() == c.target.len()).then(|| {
-                    (
-                        format!(
-                            "SELECT {}, {allowed} FROM main.{t} AS {t} WHERE {}",
-                            key_expr(table, &t),
-                            conds.join(" AND ")
-                        ),
-                        vals,
-                    )
-                })
+                let mine: Vec<String> = c
+                    .target
+                    .iter()
+                    .map(|col| format!("{t}.{}", ident(col)))
+                    .collect();
+                let theirs: Vec<String> = c.target.iter().map(|col| ident(col)).collect();
+                Some(format!(
+                    "SELECT {}, {allowed} FROM main.{t} AS {t} WHERE ({}) = (SELECT {} FROM (SELECT {proposed}) AS proposed)",
+                    key_expr(table, &t),
+                    mine.join(", "),
+                    theirs.join(", ")
+                ))
             }
             _ => None,
         };
         rows.push(InsertRow {
             stmt: (sql, params),
+            fails_check,
             existing,
         });
     }
@@ -367,10 +422,20 @@ pub async fn insert(state: &AppState, ctx: Ctx, body: bytes::Bytes) -> RestResul
                 let mut keys = Vec::with_capacity(rows.len());
                 let mut replaced: HashSet<String> = HashSet::new();
                 for row in &rows {
-                    if let (Some((sql, params)), Some(g)) = (&row.existing, &guard) {
+                    // Row-level security first, as Postgres does: a refusal must not be preceded
+                    // (and given away) by a constraint error about a row the caller cannot see.
+                    if let (Some(sql), Some(g)) = (&row.fails_check, &guard) {
+                        if query_flag(conn, sql, &row.stmt.1)? != 0 {
+                            return Err(g.violation());
+                        }
+                    }
+                    if let (Some(sql), Some(g)) = (&row.existing, &guard) {
                         let mut stmt = conn.prepare_cached(sql)?;
+                        for (i, v) in row.stmt.1.iter().enumerate().take(stmt.parameter_count()) {
+                            stmt.raw_bind_parameter(i + 1, v)?;
+                        }
                         let found: Option<(SqlValue, bool)> = stmt
-                            .query(params_from_iter(params.iter()))?
+                            .raw_query()
                             .next()?
                             .map(|r| Ok::<_, rusqlite::Error>((r.get(0)?, r.get(1)?)))
                             .transpose()?;
@@ -543,6 +608,7 @@ pub async fn update(state: &AppState, ctx: Ctx, body: bytes::Bytes) -> RestResul
     let mut planner = Planner::new(&schema, &ctx.query).with_rls(ctx.rls());
     planner.check_paths()?;
     let mut sets = Vec::new();
+    let mut set_values: Vec<(String, String)> = Vec::new();
     for (name, v) in &obj {
         if ctx
             .query
@@ -557,6 +623,7 @@ pub async fn update(state: &AppState, ctx: Ctx, body: bytes::Bytes) -> RestResul
             .ok_or_else(|| RestError::no_column_in_body(&table.name, name))?;
         let p = planner.sql.bind(value::from_json(col.ty, v)?);
         sets.push(format!("{} = {p}", ident(name)));
+        set_values.push((ident(name), p));
     }
     let (offset, limit) = super::read::paging(&ctx)?;
     let allowed = guard.as_ref().map(|_| {
@@ -568,21 +635,33 @@ pub async fn update(state: &AppState, ctx: Ctx, body: bytes::Bytes) -> RestResul
     });
     let returning = returning_key(table);
     let t = ident(&table.name);
-    let stmt = if sets.is_empty() {
+    // Which rows the update targets, as a WHERE clause over `main.<table> AS <table>`.
+    let target = if sets.is_empty() {
         None
     } else if limit.is_some() || offset > 0 || ctx.query.order.contains_key(&Vec::new()) {
         let keys = planner.select_keys(table, limit, offset, allowed.as_deref())?;
-        Some(format!(
-            "UPDATE main.{t} SET {} WHERE {returning} IN ({keys}) RETURNING {returning}",
-            sets.join(", "),
-        ))
+        Some(format!("{} IN ({keys})", key_expr(table, &t)))
     } else {
-        let (alias, cond) = planner.top_conditions(table)?;
+        let (_, cond) = planner.top_conditions(table)?;
         let allowed = allowed.map(|a| format!(" AND {a}")).unwrap_or_default();
-        Some(format!(
-            "UPDATE main.{t} AS {alias} SET {} WHERE {cond}{allowed} RETURNING {returning}",
+        Some(format!("{cond}{allowed}"))
+    };
+    let stmt = target.as_ref().map(|w| {
+        format!(
+            "UPDATE main.{t} AS {t} SET {} WHERE {w} RETURNING {returning}",
             sets.join(", ")
-        ))
+        )
+    });
+    // The new version of each targeted row must pass WITH CHECK before anything is written.
+    let fails_check = match (&guard, &target) {
+        (Some(g), Some(w)) => {
+            let proposed = proposed_row(table, &set_values, |c| format!("{t}.{}", ident(&c.name)));
+            Some(format!(
+                "SELECT count(*) FROM (SELECT {proposed} FROM main.{t} AS {t} WHERE {w}) AS {t} WHERE NOT {}",
+                g.update_predicate
+            ))
+        }
+        _ => None,
     };
     let stmts: Vec<Stmt> = stmt.map(|s| (s, planner.sql.params)).into_iter().collect();
     let repr = representation(&schema, &ctx, table)?;
@@ -595,9 +674,17 @@ pub async fn update(state: &AppState, ctx: Ctx, body: bytes::Bytes) -> RestResul
             mode(&ctx),
             Some(ctx.request.clone()),
             move |conn| -> RestResult<Outcome> {
+                if let (Some(sql), Some(g), Some((_, params))) =
+                    (&fails_check, &guard, stmts.first())
+                {
+                    if query_flag(conn, sql, params)? != 0 {
+                        return Err(g.violation());
+                    }
+                }
                 let mut keys = Vec::new();
                 collect_keys(conn, &stmts, &mut keys)?;
                 if let Some(g) = &guard {
+                    // Triggers may still change rows: check what was actually written too.
                     g.verify(conn, &g.update_check, &keys)?;
                 }
                 let rows = finish(conn, single, max, &keys, repr, guard.as_ref())?;
