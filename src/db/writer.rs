@@ -115,7 +115,7 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Msg>, schema: SchemaCache) {
                 Msg::Checkpoint(reply) => {
                     // Finish the jobs queued before the checkpoint request first.
                     if !batch.is_empty() {
-                        prepare_views(&conn, &schema);
+                        prepare_views(&conn, &schema, &mut batch);
                         run_batch(&conn, &mut batch);
                         dirty = true;
                     }
@@ -133,7 +133,7 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Msg>, schema: SchemaCache) {
             }
         }
         if !batch.is_empty() {
-            prepare_views(&conn, &schema);
+            prepare_views(&conn, &schema, &mut batch);
             run_batch(&conn, &mut batch);
             dirty = true;
             if let Ok(version) = current_schema_version(&conn) {
@@ -152,10 +152,13 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Msg>, schema: SchemaCache) {
         tracing::warn!(error = %e, "closing the database failed");
     }
 }
-
-fn prepare_views(conn: &Connection, schema: &SchemaCache) {
+/// Build the row-level security views before a batch. Without them table names would resolve
+/// to the unfiltered tables, so a failure fails the batch closed: its jobs are dropped unrun
+/// (their requests read that as "database unavailable").
+fn prepare_views(conn: &Connection, schema: &SchemaCache, batch: &mut Vec<Job>) {
     if let Err(e) = views::ensure(conn, &schema.get()) {
-        tracing::error!(error = %e, "cannot build the row-level security views");
+        tracing::error!(error = %e, "cannot build the row-level security views; refusing the batch");
+        batch.clear();
     }
 }
 
