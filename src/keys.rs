@@ -3,8 +3,10 @@
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 use serde_json::{json, Map, Value};
+use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 /// File under the data dir holding the generated secret.
 const SECRET_FILE: &str = "jwt_secret";
@@ -158,12 +160,19 @@ pub enum TokenError {
     Expired,
     Invalid(String),
 }
+/// Most verified tokens remembered; the cache is emptied when it fills.
+const VERIFIED_CACHE: usize = 4096;
 
 /// Verifies tokens against the project secret.
+///
+/// Every request carries a token, most of them the same few (the API keys, a user's access token
+/// for its lifetime), so a verified token is remembered by its exact text (signature included)
+/// until it expires: later requests skip the HMAC and the JSON parsing.
 #[derive(Clone)]
 pub struct Verifier {
     key: DecodingKey,
     validation: Validation,
+    verified: Arc<Mutex<HashMap<String, Arc<Caller>>>>,
 }
 
 impl Verifier {
@@ -176,11 +185,36 @@ impl Verifier {
         Verifier {
             key: DecodingKey::from_secret(secret.as_bytes()),
             validation,
+            verified: Arc::default(),
         }
     }
-
     /// Verify a token and read its role (`anon` when the token names none).
-    pub fn verify(&self, token: &str) -> Result<Caller, TokenError> {
+    pub fn verify(&self, token: &str) -> Result<Arc<Caller>, TokenError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        if let Ok(mut cache) = self.verified.lock() {
+            if let Some(caller) = cache.get(token) {
+                match caller.claims.get("exp").and_then(Value::as_i64) {
+                    Some(exp) if exp <= now => {
+                        cache.remove(token);
+                        return Err(TokenError::Expired);
+                    }
+                    _ => return Ok(caller.clone()),
+                }
+            }
+        }
+        let caller = Arc::new(self.decode(token)?);
+        if let Ok(mut cache) = self.verified.lock() {
+            if cache.len() >= VERIFIED_CACHE {
+                cache.clear();
+            }
+            cache.insert(token.to_string(), caller.clone());
+        }
+        Ok(caller)
+    }
+
+    fn decode(&self, token: &str) -> Result<Caller, TokenError> {
         use jsonwebtoken::errors::ErrorKind;
         let data = jsonwebtoken::decode::<Map<String, Value>>(token, &self.key, &self.validation)
             .map_err(|e| match e.kind() {
@@ -222,6 +256,25 @@ mod tests {
             other.verify(&keys.anon_key),
             Err(TokenError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn cached_tokens_still_expire() {
+        let secret = "a".repeat(40);
+        let v = Verifier::new(&secret);
+        let soon = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+            + 1;
+        let token = sign(&secret, &json!({"role": "authenticated", "exp": soon})).unwrap();
+        assert_eq!(v.verify(&token).unwrap().role, Role::Authenticated);
+        assert_eq!(v.verify(&token).unwrap().role, Role::Authenticated);
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        assert_eq!(v.verify(&token).unwrap_err(), TokenError::Expired);
+        // A forged token with the same claims is never served from the cache.
+        let forged = format!("{}x", &token[..token.len() - 1]);
+        assert!(v.verify(&forged).is_err());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use crate::keys::{Caller, TokenError, Verifier};
 use axum::http::HeaderMap;
+use std::sync::Arc;
 
 /// Why a request carries no usable credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,7 +14,7 @@ pub enum AuthFailure {
 
 /// Verify the request's credentials. A user JWT in `Authorization` decides the role; the
 /// `apikey`, when sent, must be valid too (as Supabase's gateway requires).
-pub fn caller(headers: &HeaderMap, verifier: &Verifier) -> Result<Caller, AuthFailure> {
+pub fn caller(headers: &HeaderMap, verifier: &Verifier) -> Result<Arc<Caller>, AuthFailure> {
     let apikey = headers
         .get("apikey")
         .and_then(|v| v.to_str().ok())

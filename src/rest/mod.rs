@@ -42,7 +42,7 @@ pub fn router() -> Router<AppState> {
 
 /// Everything a handler needs to know about one request.
 pub struct Ctx {
-    pub caller: Caller,
+    pub caller: Arc<Caller>,
     /// The caller as SQLite's `auth.*()` functions see it.
     pub request: Arc<RequestContext>,
     pub table: String,
@@ -78,7 +78,7 @@ fn preflight(
     uri: &Uri,
     headers: &HeaderMap,
     method: &Method,
-) -> RestResult<Caller> {
+) -> RestResult<Arc<Caller>> {
     let query_len = uri.query().map_or(0, str::len);
     if query_len > state.config.max_query_bytes {
         return Err(RestError::new(

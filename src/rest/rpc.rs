@@ -183,7 +183,7 @@ pub async fn call(
 
 /// The parts of a request the RPC handler takes over from the table handler.
 pub struct CallBase {
-    pub caller: crate::keys::Caller,
+    pub caller: Arc<crate::keys::Caller>,
     pub request: Arc<RequestContext>,
     pub prefer: Prefer,
     pub accept: Accept,
