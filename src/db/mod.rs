@@ -108,6 +108,11 @@ impl WriterThread {
     }
 }
 
+/// The async runtime's worker threads: one per available core.
+fn workers() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+}
+
 impl Db {
     /// Open (creating if needed) the database, apply migrations, and start the writer.
     pub fn open(
@@ -129,7 +134,7 @@ impl Db {
             )
             .with_init(|c: &mut Connection| connection::configure_reader(c));
         let readers = r2d2::Pool::builder()
-            .max_size(read_connections)
+            .max_size(read_connections.max(workers()))
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(10))
             .build(manager)
@@ -154,16 +159,15 @@ impl Db {
         E: From<DbError> + Send + 'static,
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
     {
-        let pool = self.readers.clone();
-        let schema = self.schema.get();
-        tokio::task::spawn_blocking(move || {
-            let conn = pool
-                .get()
-                .map_err(|e| E::from(DbError::Pool(e.to_string())))?;
-            views::ensure(&conn, &schema).map_err(|e| E::from(DbError::from(e)))?;
-            context::with(ctx, || f(&conn))
-        })
-        .await
-        .map_err(|e| E::from(DbError::Pool(format!("read task failed: {e}"))))?
+        // Reads run right here on the async worker. Handing each one to a blocking-pool thread
+        // cost more in thread switches than the query itself (most take tens of microseconds),
+        // and with one worker per core and at least as many pooled connections as workers, no
+        // read ever waits for a connection.
+        let conn = self
+            .readers
+            .get()
+            .map_err(|e| E::from(DbError::Pool(e.to_string())))?;
+        views::ensure(&conn, &self.schema.get()).map_err(|e| E::from(DbError::from(e)))?;
+        context::with(ctx, || f(&conn))
     }
 }
