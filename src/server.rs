@@ -3,6 +3,7 @@
 use crate::app::{self, AppState};
 use crate::config::Config;
 use crate::db::{Db, DbError};
+use crate::http::logbuf::BufferedStderr;
 use crate::keys::{self, KeyError, ProjectKeys, Verifier};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,22 +29,25 @@ pub enum ServerError {
 
 /// Run the server until a shutdown signal.
 pub fn serve(config: Config) -> Result<(), ServerError> {
-    init_tracing();
+    let logs = init_tracing();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(run(config))
+    let result = runtime.block_on(run(config));
+    logs.flush_now();
+    result
 }
-
-fn init_tracing() {
+fn init_tracing() -> BufferedStderr {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("OUTPOST_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let out = BufferedStderr::start();
     // A second call (tests starting servers in-process) keeps the first subscriber.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(out.clone())
         .with_ansi(false)
         .try_init();
+    out
 }
 
 async fn run(config: Config) -> Result<(), ServerError> {

@@ -3,3 +3,4 @@
 pub mod auth;
 pub mod cors;
 pub mod log;
+pub mod logbuf;
