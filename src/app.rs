@@ -8,14 +8,31 @@ use crate::rest;
 use axum::routing::{any, get};
 use axum::{middleware, Json, Router};
 use std::sync::Arc;
-
-/// State every handler can reach.
+/// State every handler can reach. Cloned for every request, so it is one `Arc`.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+/// What [`AppState`] shares.
+pub struct Services {
     pub db: Db,
     pub verifier: Verifier,
-    pub keys: Arc<ProjectKeys>,
-    pub config: Arc<Config>,
+    pub keys: ProjectKeys,
+    pub config: Config,
+}
+
+impl AppState {
+    /// Share `services` with every handler.
+    pub fn new(services: Services) -> AppState {
+        AppState(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
 }
 
 /// The whole HTTP surface of Outpost.

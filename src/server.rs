@@ -1,11 +1,10 @@
 //! `outpost serve`: open the database, bind, serve until SIGTERM/SIGINT, then shut down cleanly.
 
-use crate::app::{self, AppState};
+use crate::app::{self, AppState, Services};
 use crate::config::Config;
 use crate::db::{Db, DbError};
 use crate::http::logbuf::BufferedStderr;
 use crate::keys::{self, KeyError, ProjectKeys, Verifier};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// How often the writer folds the WAL back into the database.
@@ -78,12 +77,12 @@ async fn run(config: Config) -> Result<(), ServerError> {
             source,
         })?;
     let addr = listener.local_addr()?;
-    let state = AppState {
+    let state = AppState::new(Services {
         db: db.clone(),
         verifier: Verifier::new(&secret),
-        keys: Arc::new(project_keys.clone()),
-        config: Arc::new(config),
-    };
+        keys: project_keys.clone(),
+        config,
+    });
 
     // The banner goes to stdout so scripts can read the URL and keys; logs go to stderr.
     println!(

@@ -13,7 +13,10 @@ fn quote(name: &str) -> String {
 ///
 /// The connection's `temp.user_version` records the schema generation its views were built for.
 pub fn ensure(conn: &Connection, schema: &Schema) -> rusqlite::Result<()> {
-    let built: i64 = conn.query_row("PRAGMA temp.user_version", [], |r| r.get(0))?;
+    // Cached: this runs before every read, so it must cost a step, not a prepare.
+    let built: i64 = conn
+        .prepare_cached("PRAGMA temp.user_version")?
+        .query_row([], |r| r.get(0))?;
     // user_version is 32 bits; generations only need to differ from the last one built.
     let wanted = (schema.generation % (i32::MAX as u64)) as i64 + 1;
     if built == wanted {

