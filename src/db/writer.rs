@@ -213,9 +213,9 @@ fn passive_checkpoint(conn: &Connection) -> Result<(), DbError> {
     conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
     Ok(())
 }
-
 fn current_schema_version(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.query_row("PRAGMA schema_version", [], |r| r.get(0))
+    conn.prepare_cached("PRAGMA schema_version")?
+        .query_row([], |r| r.get(0))
 }
 
 fn refresh_schema(conn: &Connection, cache: &SchemaCache) {

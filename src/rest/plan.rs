@@ -182,6 +182,16 @@ impl<'a> Planner<'a> {
         let cond = self.level_conditions(table, &alias, &self.query.select, &path)?;
         let group = self.group_by(table, &alias, &self.query.select)?;
         let order = self.order_by(table, &alias, &path)?;
+        if !order.is_empty() && limit.is_some() && group.is_empty() {
+            // SQLite's sorter carries every result column of every matching row, so the row JSON
+            // would be built for all of them and then mostly thrown away. Sort and cut the page
+            // first, then render only its rows (the order is re-applied to the page).
+            let mut page = format!("SELECT * FROM {source} AS {alias} WHERE {cond}{order}");
+            self.push_limit(&mut page, limit, offset);
+            return Ok(format!(
+                "WITH page AS MATERIALIZED ({page}) SELECT {obj} FROM page AS {alias}{order}"
+            ));
+        }
         let mut sql = format!("SELECT {obj} FROM {source} AS {alias} WHERE {cond}{group}{order}");
         self.push_limit(&mut sql, limit, offset);
         Ok(sql)

@@ -401,15 +401,22 @@ pub async fn insert(state: &AppState, ctx: Ctx, body: bytes::Bytes) -> RestResul
     let single = ctx.accept.media == Media::Single;
     let location_sql = (single_object && !table.primary_key.is_empty()).then(|| {
         let cols: Vec<String> = table.primary_key.iter().map(|c| ident(c)).collect();
-        (
+        // An INTEGER PRIMARY KEY is the rowid itself: the returned key is the value (no query).
+        let rowid_alias = table.has_rowid()
+            && table.primary_key.len() == 1
+            && table
+                .column(&table.primary_key[0])
+                .is_some_and(|c| c.declared.eq_ignore_ascii_case("integer"));
+        let sql = if rowid_alias {
+            String::new()
+        } else {
             format!(
                 "SELECT {} FROM main.{t} AS t WHERE {} = ?1",
                 cols.join(", "),
                 key_expr(table, "t")
-            ),
-            table.primary_key.clone(),
-            table.name.clone(),
-        )
+            )
+        };
+        (sql, table.primary_key.clone(), table.name.clone())
     });
     let max = ctx.prefer.max_affected;
     let outcome = state
@@ -575,10 +582,13 @@ fn location(
         Value::Number(n) => SqlValue::Integer(n.as_i64().unwrap_or_default()),
         other => SqlValue::Text(other.to_string()),
     };
-    let mut stmt = conn.prepare_cached(sql)?;
-    let values: Vec<SqlValue> = stmt.query_row([key], |r| {
-        (0..pk.len()).map(|i| r.get::<_, SqlValue>(i)).collect()
-    })?;
+    let values: Vec<SqlValue> = if sql.is_empty() {
+        vec![key]
+    } else {
+        conn.prepare_cached(sql)?.query_row([key], |r| {
+            (0..pk.len()).map(|i| r.get::<_, SqlValue>(i)).collect()
+        })?
+    };
     let mut parts = Vec::new();
     for (col, v) in pk.iter().zip(values) {
         let text = match v {
