@@ -94,6 +94,28 @@ pub async fn read(state: &AppState, ctx: Ctx, head: bool) -> RestResult<Response
     res.body(body)
         .map_err(|e| RestError::new(StatusCode::INTERNAL_SERVER_ERROR, "XX000", e.to_string()))
 }
+/// Bind the leading `params` a statement uses: checks and counts share the parameter list of the
+/// statement they accompany but may not use all of it (no LIMIT/OFFSET, say).
+pub fn bind_leading(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    params: &[SqlValue],
+) -> RestResult<()> {
+    for (i, v) in params.iter().enumerate().take(stmt.parameter_count()) {
+        stmt.raw_bind_parameter(i + 1, v)?;
+    }
+    Ok(())
+}
+
+/// The integer a one-row query returns (0 for no row or NULL), binding the leading `params`.
+pub fn query_number(conn: &Connection, sql: &str, params: &[SqlValue]) -> RestResult<i64> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    bind_leading(&mut stmt, params)?;
+    let mut rows = stmt.raw_query();
+    Ok(match rows.next()? {
+        Some(r) => r.get::<_, Option<i64>>(0)?.unwrap_or(0),
+        None => 0,
+    })
+}
 
 /// Run a statement whose single column is text, collecting every row.
 pub fn query_strings(conn: &Connection, sql: &str, params: &[SqlValue]) -> RestResult<Vec<String>> {

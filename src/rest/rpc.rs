@@ -13,7 +13,7 @@ use super::error::{RestError, RestResult};
 use super::plan::Planner;
 use super::prefer::{Accept, Media, Prefer};
 use super::query::ApiQuery;
-use super::read::{paging, query_strings};
+use super::read::{paging, query_number, query_strings};
 use super::{access, response, value, Ctx};
 use crate::app::AppState;
 use crate::db::schema::{ColType, Column, Function, FunctionReturns, Schema, Table};
@@ -358,35 +358,12 @@ async fn run_planned(
     let work = move |conn: &Connection| -> RestResult<(Vec<String>, Option<i64>)> {
         let rows = query_strings(conn, &rows_sql, &params)?;
         let total = match &count_sql {
-            Some(sql) => {
-                // The count shares the parameter list of the rows statement but uses only the
-                // leading ones (no LIMIT/OFFSET): bind just those.
-                let mut stmt = conn.prepare_cached(sql)?;
-                for (i, v) in params.iter().enumerate().take(stmt.parameter_count()) {
-                    stmt.raw_bind_parameter(i + 1, v)?;
-                }
-                let mut rows = stmt.raw_query();
-                match rows.next()? {
-                    Some(r) => Some(r.get(0)?),
-                    None => Some(0),
-                }
-            }
+            Some(sql) => Some(query_number(conn, sql, &params)?),
             None => None,
         };
         Ok((rows, total))
     };
-    let (rows, total) = if f.volatile {
-        let guard = WriteGuard::new(state, ctx, f);
-        state
-            .db
-            .writer
-            .write(write_mode(ctx), Some(request), move |conn| {
-                guard.run(conn, work)
-            })
-            .await?
-    } else {
-        state.db.read(Some(request), work).await?
-    };
+    let (rows, total) = execute(state, ctx, f, request, work).await?;
     if single {
         return Ok(Output::Value(match rows.first() {
             Some(r) => serde_json::from_str(r).unwrap_or(Value::Null),
@@ -455,6 +432,17 @@ async fn run_direct(
             (_, None) => Output::Value(Value::Null),
         })
     };
+    execute(state, ctx, f, request, work).await
+}
+
+/// Run a call's statements: volatile functions on the writer (guarded), others on a reader.
+async fn execute<T: Send + 'static>(
+    state: &AppState,
+    ctx: &Ctx,
+    f: &Function,
+    request: Arc<RequestContext>,
+    work: impl FnOnce(&Connection) -> RestResult<T> + Send + 'static,
+) -> RestResult<T> {
     if f.volatile {
         let guard = WriteGuard::new(state, ctx, f);
         state

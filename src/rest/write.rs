@@ -12,7 +12,7 @@
 use super::error::{RestError, RestResult};
 use super::plan::{ident, key_expr, Planner};
 use super::prefer::{Media, Resolution, Return};
-use super::read::query_strings;
+use super::read::{bind_leading, query_number, query_strings};
 use super::{access, response, value, Ctx};
 use crate::app::AppState;
 use crate::db::schema::{Column, Schema, Table};
@@ -95,19 +95,6 @@ impl Guard {
         }
         Ok(())
     }
-}
-/// Run a one-row query, binding the leading `params` the statement uses (pre-checks share the
-/// parameter list of the write they guard but may not use all of it).
-fn query_flag(conn: &Connection, sql: &str, params: &[SqlValue]) -> RestResult<i64> {
-    let mut stmt = conn.prepare_cached(sql)?;
-    for (i, v) in params.iter().enumerate().take(stmt.parameter_count()) {
-        stmt.raw_bind_parameter(i + 1, v)?;
-    }
-    let mut rows = stmt.raw_query();
-    Ok(match rows.next()? {
-        Some(r) => r.get::<_, Option<i64>>(0)?.unwrap_or(0),
-        None => 0,
-    })
 }
 
 /// The SELECT list of a row as it would be written: `given` columns (quoted name → SQL), the
@@ -432,15 +419,13 @@ pub async fn insert(state: &AppState, ctx: Ctx, body: bytes::Bytes) -> RestResul
                     // Row-level security first, as Postgres does: a refusal must not be preceded
                     // (and given away) by a constraint error about a row the caller cannot see.
                     if let (Some(sql), Some(g)) = (&row.fails_check, &guard) {
-                        if query_flag(conn, sql, &row.stmt.1)? != 0 {
+                        if query_number(conn, sql, &row.stmt.1)? != 0 {
                             return Err(g.violation());
                         }
                     }
                     if let (Some(sql), Some(g)) = (&row.existing, &guard) {
                         let mut stmt = conn.prepare_cached(sql)?;
-                        for (i, v) in row.stmt.1.iter().enumerate().take(stmt.parameter_count()) {
-                            stmt.raw_bind_parameter(i + 1, v)?;
-                        }
+                        bind_leading(&mut stmt, &row.stmt.1)?;
                         let found: Option<(SqlValue, bool)> = stmt
                             .raw_query()
                             .next()?
@@ -687,7 +672,7 @@ pub async fn update(state: &AppState, ctx: Ctx, body: bytes::Bytes) -> RestResul
                 if let (Some(sql), Some(g), Some((_, params))) =
                     (&fails_check, &guard, stmts.first())
                 {
-                    if query_flag(conn, sql, params)? != 0 {
+                    if query_number(conn, sql, params)? != 0 {
                         return Err(g.violation());
                     }
                 }
