@@ -54,14 +54,6 @@ async fn get_qs(s: &Server, table: &str, params: &[(&str, &str)]) -> Response {
     s.get(&format!("/rest/v1/{table}?{}", qs(params))).await
 }
 
-async fn send(s: &Server, method: Method, path: &str, body: Value, prefer: &str) -> Response {
-    let mut r = s.req(method, path).json(&body);
-    if !prefer.is_empty() {
-        r = r.header("prefer", prefer);
-    }
-    r.send().await.expect("send")
-}
-
 /// Every post as `{id, title}`, in id order: to prove a request changed nothing.
 async fn posts(s: &Server) -> Value {
     s.get_json("/rest/v1/posts?select=id,title&order=id", 200)
@@ -76,13 +68,6 @@ fn seeded_posts() -> Value {
         {"id": 4, "title": "Drafts, and more"},
         {"id": 5, "title": "Percent 100%"},
     ])
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
 }
 
 // ------------------------------------------------------------------ query-string grammar
@@ -191,32 +176,32 @@ async fn logic_trees_nested_too_deeply_are_pgrst100() {
 #[tokio::test]
 async fn a_write_with_a_bad_select_changes_nothing() {
     let s = start();
-    let res = send(
-        &s,
-        Method::POST,
-        "/rest/v1/posts?select=id,nope",
-        json!({"title": "never"}),
-        "return=representation",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::POST,
+            "/rest/v1/posts?select=id,nope",
+            json!({"title": "never"}),
+            "return=representation",
+        )
+        .await;
     expect_error(res, 400, "42703").await;
-    let res = send(
-        &s,
-        Method::PATCH,
-        "/rest/v1/posts?id=eq.1&select=id,nothing(*)",
-        json!({"title": "never"}),
-        "return=representation",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::PATCH,
+            "/rest/v1/posts?id=eq.1&select=id,nothing(*)",
+            json!({"title": "never"}),
+            "return=representation",
+        )
+        .await;
     expect_error(res, 400, "PGRST200").await;
-    let res = send(
-        &s,
-        Method::DELETE,
-        "/rest/v1/comments?id=eq.1&select=nope",
-        Value::Null,
-        "return=representation",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::DELETE,
+            "/rest/v1/comments?id=eq.1&select=nope",
+            Value::Null,
+            "return=representation",
+        )
+        .await;
     expect_error(res, 400, "42703").await;
     assert_eq!(posts(&s).await, seeded_posts());
     let v = s
@@ -245,18 +230,17 @@ async fn unknown_table_is_pgrst205() {
     let s = start();
     let body = expect_error(get(&s, "nope").await, 404, "PGRST205").await;
     assert!(body["message"].as_str().unwrap().contains("nope"), "{body}");
-    let res = send(&s, Method::POST, "/rest/v1/nope", json!({"a": 1}), "").await;
+    let res = s
+        .send(Method::POST, "/rest/v1/nope", json!({"a": 1}), "")
+        .await;
     expect_error(res, 404, "PGRST205").await;
-    let res = send(
-        &s,
-        Method::PATCH,
-        "/rest/v1/nope?a=eq.1",
-        json!({"a": 1}),
-        "",
-    )
-    .await;
+    let res = s
+        .send(Method::PATCH, "/rest/v1/nope?a=eq.1", json!({"a": 1}), "")
+        .await;
     expect_error(res, 404, "PGRST205").await;
-    let res = send(&s, Method::DELETE, "/rest/v1/nope?a=eq.1", Value::Null, "").await;
+    let res = s
+        .send(Method::DELETE, "/rest/v1/nope?a=eq.1", Value::Null, "")
+        .await;
     expect_error(res, 404, "PGRST205").await;
 }
 
@@ -265,24 +249,24 @@ async fn system_tables_are_invisible() {
     let s = start();
     for t in ["_outpost_migrations", "sqlite_master", "sqlite_schema"] {
         expect_error(get(&s, t).await, 404, "PGRST205").await;
-        let res = send(
-            &s,
-            Method::DELETE,
-            &format!("/rest/v1/{t}?id=gt.0"),
-            Value::Null,
+        let res = s
+            .send(
+                Method::DELETE,
+                &format!("/rest/v1/{t}?id=gt.0"),
+                Value::Null,
+                "",
+            )
+            .await;
+        expect_error(res, 404, "PGRST205").await;
+    }
+    let res = s
+        .send(
+            Method::POST,
+            "/rest/v1/_outpost_migrations",
+            json!({"name": "x"}),
             "",
         )
         .await;
-        expect_error(res, 404, "PGRST205").await;
-    }
-    let res = send(
-        &s,
-        Method::POST,
-        "/rest/v1/_outpost_migrations",
-        json!({"name": "x"}),
-        "",
-    )
-    .await;
     expect_error(res, 404, "PGRST205").await;
     let res = get_qs(&s, "posts", &[("select", "id,_outpost_migrations(*)")]).await;
     expect_error(res, 400, "PGRST200").await;
@@ -319,33 +303,33 @@ async fn unknown_column_in_select_filter_and_order_is_42703() {
 #[tokio::test]
 async fn unknown_column_in_body_is_pgrst204() {
     let s = start();
-    let res = send(
-        &s,
-        Method::POST,
-        "/rest/v1/posts",
-        json!({"title": "x", "nope": 1}),
-        "",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::POST,
+            "/rest/v1/posts",
+            json!({"title": "x", "nope": 1}),
+            "",
+        )
+        .await;
     let body = expect_error(res, 400, "PGRST204").await;
     assert!(body["message"].as_str().unwrap().contains("nope"), "{body}");
-    let res = send(
-        &s,
-        Method::PATCH,
-        "/rest/v1/posts?id=eq.1",
-        json!({"nope": 1}),
-        "",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::PATCH,
+            "/rest/v1/posts?id=eq.1",
+            json!({"nope": 1}),
+            "",
+        )
+        .await;
     expect_error(res, 400, "PGRST204").await;
-    let res = send(
-        &s,
-        Method::POST,
-        "/rest/v1/posts?columns=title,nope",
-        json!([{"title": "x"}]),
-        "",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::POST,
+            "/rest/v1/posts?columns=title,nope",
+            json!([{"title": "x"}]),
+            "",
+        )
+        .await;
     expect_error(res, 400, "PGRST204").await;
     assert_eq!(posts(&s).await, seeded_posts());
 }
@@ -419,14 +403,14 @@ async fn bad_integer_in_filter_is_22p02() {
         let res = get_qs(&s, "posts", &[(k, v)]).await;
         expect_error(res, 400, "22P02").await;
     }
-    let res = send(
-        &s,
-        Method::POST,
-        "/rest/v1/posts",
-        json!({"title": "x", "author_id": "one"}),
-        "",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::POST,
+            "/rest/v1/posts",
+            json!({"title": "x", "author_id": "one"}),
+            "",
+        )
+        .await;
     expect_error(res, 400, "22P02").await;
     assert_eq!(posts(&s).await, seeded_posts());
 }
@@ -436,36 +420,31 @@ async fn bad_integer_in_filter_is_22p02() {
 #[tokio::test]
 async fn unique_violation_is_23505_409() {
     let s = start();
-    let res = send(
-        &s,
-        Method::POST,
-        "/rest/v1/authors",
-        json!({"name": "Ada"}),
-        "",
-    )
-    .await;
+    let res = s
+        .send(Method::POST, "/rest/v1/authors", json!({"name": "Ada"}), "")
+        .await;
     let body = expect_error(res, 409, "23505").await;
     assert!(
         body["message"].as_str().unwrap().contains("duplicate key"),
         "{body}"
     );
-    let res = send(
-        &s,
-        Method::POST,
-        "/rest/v1/posts",
-        json!({"id": 1, "title": "dup"}),
-        "",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::POST,
+            "/rest/v1/posts",
+            json!({"id": 1, "title": "dup"}),
+            "",
+        )
+        .await;
     expect_error(res, 409, "23505").await;
-    let res = send(
-        &s,
-        Method::PATCH,
-        "/rest/v1/authors?id=eq.2",
-        json!({"name": "Ada"}),
-        "",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::PATCH,
+            "/rest/v1/authors?id=eq.2",
+            json!({"name": "Ada"}),
+            "",
+        )
+        .await;
     expect_error(res, 409, "23505").await;
     let v = s
         .get_json("/rest/v1/authors?select=name&order=id", 200)
@@ -479,33 +458,28 @@ async fn unique_violation_is_23505_409() {
 #[tokio::test]
 async fn foreign_key_violation_is_23503_409() {
     let s = start();
-    let res = send(
-        &s,
-        Method::POST,
-        "/rest/v1/comments",
-        json!({"post_id": 999, "body": "x"}),
-        "",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::POST,
+            "/rest/v1/comments",
+            json!({"post_id": 999, "body": "x"}),
+            "",
+        )
+        .await;
     expect_error(res, 409, "23503").await;
-    let res = send(
-        &s,
-        Method::PATCH,
-        "/rest/v1/posts?id=eq.1",
-        json!({"author_id": 999}),
-        "",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::PATCH,
+            "/rest/v1/posts?id=eq.1",
+            json!({"author_id": 999}),
+            "",
+        )
+        .await;
     expect_error(res, 409, "23503").await;
     // Deleting a parent that still has children.
-    let res = send(
-        &s,
-        Method::DELETE,
-        "/rest/v1/posts?id=eq.1",
-        Value::Null,
-        "",
-    )
-    .await;
+    let res = s
+        .send(Method::DELETE, "/rest/v1/posts?id=eq.1", Value::Null, "")
+        .await;
     expect_error(res, 409, "23503").await;
     assert_eq!(posts(&s).await, seeded_posts());
     let v = s
@@ -517,29 +491,24 @@ async fn foreign_key_violation_is_23503_409() {
 #[tokio::test]
 async fn not_null_violation_is_23502_400() {
     let s = start();
-    let res = send(
-        &s,
-        Method::POST,
-        "/rest/v1/posts",
-        json!({"title": null}),
-        "",
-    )
-    .await;
+    let res = s
+        .send(Method::POST, "/rest/v1/posts", json!({"title": null}), "")
+        .await;
     let body = expect_error(res, 400, "23502").await;
     assert!(
         body["message"].as_str().unwrap().contains("title"),
         "{body}"
     );
-    let res = send(&s, Method::POST, "/rest/v1/posts", json!({}), "").await;
+    let res = s.send(Method::POST, "/rest/v1/posts", json!({}), "").await;
     expect_error(res, 400, "23502").await;
-    let res = send(
-        &s,
-        Method::PATCH,
-        "/rest/v1/posts?id=eq.2",
-        json!({"title": null}),
-        "",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::PATCH,
+            "/rest/v1/posts?id=eq.2",
+            json!({"title": null}),
+            "",
+        )
+        .await;
     expect_error(res, 400, "23502").await;
     assert_eq!(posts(&s).await, seeded_posts());
 }
@@ -547,16 +516,18 @@ async fn not_null_violation_is_23502_400() {
 #[tokio::test]
 async fn check_violation_is_23514_400() {
     let s = start();
-    let res = send(&s, Method::POST, "/rest/v1/posts", json!({"title": ""}), "").await;
+    let res = s
+        .send(Method::POST, "/rest/v1/posts", json!({"title": ""}), "")
+        .await;
     expect_error(res, 400, "23514").await;
-    let res = send(
-        &s,
-        Method::PATCH,
-        "/rest/v1/posts?id=lte.2",
-        json!({"title": ""}),
-        "",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::PATCH,
+            "/rest/v1/posts?id=lte.2",
+            json!({"title": ""}),
+            "",
+        )
+        .await;
     expect_error(res, 400, "23514").await;
     assert_eq!(posts(&s).await, seeded_posts());
 }
@@ -564,24 +535,24 @@ async fn check_violation_is_23514_400() {
 #[tokio::test]
 async fn array_insert_with_a_bad_row_inserts_nothing() {
     let s = start();
-    let res = send(
-        &s,
-        Method::POST,
-        "/rest/v1/posts",
-        json!([{"title": "first ok"}, {"title": null}, {"title": "third ok"}]),
-        "return=representation",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::POST,
+            "/rest/v1/posts",
+            json!([{"title": "first ok"}, {"title": null}, {"title": "third ok"}]),
+            "return=representation",
+        )
+        .await;
     expect_error(res, 400, "23502").await;
     assert_eq!(posts(&s).await, seeded_posts());
-    let res = send(
-        &s,
-        Method::POST,
-        "/rest/v1/authors",
-        json!([{"name": "New one"}, {"name": "Ada"}]),
-        "",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::POST,
+            "/rest/v1/authors",
+            json!([{"name": "New one"}, {"name": "Ada"}]),
+            "",
+        )
+        .await;
     expect_error(res, 409, "23505").await;
     let v = s.get_json("/rest/v1/authors?name=eq.New+one", 200).await;
     assert_eq!(v, json!([]));
@@ -916,52 +887,52 @@ async fn sql_injection_is_never_executed() {
     let v = expect_json(res, 200).await;
     assert_eq!(v[0]["id"], 1, "{v}");
     // SQL in a body key and a body value.
-    let res = send(
-        &s,
-        Method::POST,
-        "/rest/v1/posts",
-        json!({"title\"); DROP TABLE posts; --": "x"}),
-        "",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::POST,
+            "/rest/v1/posts",
+            json!({"title\"); DROP TABLE posts; --": "x"}),
+            "",
+        )
+        .await;
     expect_error(res, 400, "PGRST204").await;
     let evil = "'); DROP TABLE posts; --";
-    let res = send(
-        &s,
-        Method::POST,
-        "/rest/v1/posts?select=id,title",
-        json!({"title": evil}),
-        "return=representation",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::POST,
+            "/rest/v1/posts?select=id,title",
+            json!({"title": evil}),
+            "return=representation",
+        )
+        .await;
     assert_eq!(
         expect_json(res, 201).await,
         json!([{"id": 6, "title": evil}])
     );
     // SQL in on_conflict, columns, a cast and a JSON key of order.
-    let res = send(
-        &s,
-        Method::POST,
-        &format!(
-            "/rest/v1/authors?{}",
-            qs(&[("on_conflict", "name) DO NOTHING; DROP TABLE posts; --")])
-        ),
-        json!({"name": "Ada"}),
-        "resolution=ignore-duplicates",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::POST,
+            &format!(
+                "/rest/v1/authors?{}",
+                qs(&[("on_conflict", "name) DO NOTHING; DROP TABLE posts; --")])
+            ),
+            json!({"name": "Ada"}),
+            "resolution=ignore-duplicates",
+        )
+        .await;
     expect_error(res, 400, "42703").await;
-    let res = send(
-        &s,
-        Method::POST,
-        &format!(
-            "/rest/v1/posts?{}",
-            qs(&[("columns", "title\"); DROP TABLE posts; --")])
-        ),
-        json!([{"title": "x"}]),
-        "",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::POST,
+            &format!(
+                "/rest/v1/posts?{}",
+                qs(&[("columns", "title\"); DROP TABLE posts; --")])
+            ),
+            json!([{"title": "x"}]),
+            "",
+        )
+        .await;
     expect_error(res, 400, "PGRST204").await;
     let res = get_qs(
         &s,
@@ -1032,6 +1003,8 @@ async fn inverted_range_header_is_416() {
 #[tokio::test]
 async fn unknown_function_is_pgrst202() {
     let s = start();
-    let res = send(&s, Method::POST, "/rest/v1/rpc/nope", json!({}), "").await;
+    let res = s
+        .send(Method::POST, "/rest/v1/rpc/nope", json!({}), "")
+        .await;
     expect_error(res, 404, "PGRST202").await;
 }

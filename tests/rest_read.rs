@@ -55,17 +55,11 @@ fn start() -> Server {
     Server::start(&[("001_blog.sql", SCHEMA)])
 }
 
-/// GET `/rest/v1/{table}?{params}` and expect 200 with a JSON body.
-async fn rows(s: &Server, table: &str, params: &[(&str, &str)]) -> Value {
-    s.get_json(&format!("/rest/v1/{table}?{}", qs(params)), 200)
-        .await
-}
-
 /// The `id`s of the posts a set of filters selects, in id order.
 async fn post_ids(s: &Server, filters: &[(&str, &str)]) -> Vec<i64> {
     let mut params = vec![("select", "id"), ("order", "id")];
     params.extend_from_slice(filters);
-    ids(&rows(s, "posts", &params).await)
+    ids(&s.rows("posts", &params).await)
 }
 
 fn ids(v: &Value) -> Vec<i64> {
@@ -90,25 +84,27 @@ fn header(res: &reqwest::Response, name: &str) -> String {
 #[tokio::test]
 async fn select_named_columns() {
     let s = start();
-    let v = rows(
-        &s,
-        "posts",
-        &[("select", "id,title"), ("order", "id"), ("limit", "2")],
-    )
-    .await;
+    let v = s
+        .rows(
+            "posts",
+            &[("select", "id,title"), ("order", "id"), ("limit", "2")],
+        )
+        .await;
     assert_eq!(
         v,
         json!([{"id": 1, "title": "Hello World"}, {"id": 2, "title": "hello again"}])
     );
     // Whitespace outside quotes is ignored.
-    let v = rows(&s, "authors", &[("select", " id , name "), ("id", "eq.2")]).await;
+    let v = s
+        .rows("authors", &[("select", " id , name "), ("id", "eq.2")])
+        .await;
     assert_eq!(v, json!([{"id": 2, "name": "Grace"}]));
 }
 
 #[tokio::test]
 async fn select_star_has_every_column_in_table_order() {
     let s = start();
-    let v = rows(&s, "posts", &[("id", "eq.1")]).await;
+    let v = s.rows("posts", &[("id", "eq.1")]).await;
     let row = v[0].as_object().unwrap().clone();
     let keys: Vec<&str> = row.keys().map(String::as_str).collect();
     assert_eq!(
@@ -150,7 +146,7 @@ async fn select_star_has_every_column_in_table_order() {
     assert_eq!(uid.len(), 36, "{uid}");
     assert_eq!(uid.matches('-').count(), 4, "{uid}");
     // Unset columns are JSON null, not absent.
-    let v = rows(&s, "posts", &[("id", "eq.4"), ("select", "*")]).await;
+    let v = s.rows("posts", &[("id", "eq.4"), ("select", "*")]).await;
     assert_eq!(v[0]["meta"], Value::Null);
     assert_eq!(v[0]["author_id"], Value::Null);
     assert_eq!(v[0]["data"], Value::Null);
@@ -161,9 +157,7 @@ async fn select_star_has_every_column_in_table_order() {
 #[tokio::test]
 async fn select_aliases_and_casts() {
     let s = start();
-    let v = rows(
-        &s,
-        "posts",
+    let v = s.rows("posts",
         &[
             (
                 "select",
@@ -185,16 +179,16 @@ async fn select_aliases_and_casts() {
         }])
     );
     // A cast keeps the column's name as the key.
-    let v = rows(&s, "posts", &[("select", "id::text"), ("id", "eq.5")]).await;
+    let v = s
+        .rows("posts", &[("select", "id::text"), ("id", "eq.5")])
+        .await;
     assert_eq!(v, json!([{"id": "5"}]));
 }
 
 #[tokio::test]
 async fn select_json_paths() {
     let s = start();
-    let v = rows(
-        &s,
-        "posts",
+    let v = s.rows("posts",
         &[
             (
                 "select",
@@ -222,7 +216,7 @@ async fn select_json_paths() {
 #[tokio::test]
 async fn select_from_a_view() {
     let s = start();
-    let v = rows(&s, "published_posts", &[("order", "id")]).await;
+    let v = s.rows("published_posts", &[("order", "id")]).await;
     assert_eq!(
         v,
         json!([
@@ -236,16 +230,16 @@ async fn select_from_a_view() {
 #[tokio::test]
 async fn quoted_identifiers_in_select_filters_and_order() {
     let s = start();
-    let v = rows(
-        &s,
-        "odd%20names",
-        &[
-            ("select", "\"the id\",first:\"first name\",\"a.b\""),
-            ("\"a.b\"", "eq.dot"),
-            ("order", "\"first name\".desc"),
-        ],
-    )
-    .await;
+    let v = s
+        .rows(
+            "odd%20names",
+            &[
+                ("select", "\"the id\",first:\"first name\",\"a.b\""),
+                ("\"a.b\"", "eq.dot"),
+                ("order", "\"first name\".desc"),
+            ],
+        )
+        .await;
     assert_eq!(
         v,
         json!([
@@ -253,16 +247,16 @@ async fn quoted_identifiers_in_select_filters_and_order() {
             {"the id": 1, "first": "x", "a.b": "dot"},
         ])
     );
-    let v = rows(
-        &s,
-        "odd%20names",
-        &[
-            ("select", "\"the id\""),
-            ("or", "(\"first name\".eq.y,\"the id\".eq.1)"),
-            ("order", "\"the id\""),
-        ],
-    )
-    .await;
+    let v = s
+        .rows(
+            "odd%20names",
+            &[
+                ("select", "\"the id\""),
+                ("or", "(\"first name\".eq.y,\"the id\".eq.1)"),
+                ("order", "\"the id\""),
+            ],
+        )
+        .await;
     assert_eq!(v, json!([{"the id": 1}, {"the id": 2}]));
 }
 
@@ -271,16 +265,16 @@ async fn quoted_identifiers_in_select_filters_and_order() {
 #[tokio::test]
 async fn embed_many_to_one_is_an_object() {
     let s = start();
-    let v = rows(
-        &s,
-        "posts",
-        &[
-            ("select", "id,authors(name)"),
-            ("id", "in.(1,3,4)"),
-            ("order", "id"),
-        ],
-    )
-    .await;
+    let v = s
+        .rows(
+            "posts",
+            &[
+                ("select", "id,authors(name)"),
+                ("id", "in.(1,3,4)"),
+                ("order", "id"),
+            ],
+        )
+        .await;
     assert_eq!(
         v,
         json!([
@@ -290,12 +284,12 @@ async fn embed_many_to_one_is_an_object() {
         ])
     );
     // With an alias and all columns.
-    let v = rows(
-        &s,
-        "posts",
-        &[("select", "id,writer:authors(*)"), ("id", "eq.1")],
-    )
-    .await;
+    let v = s
+        .rows(
+            "posts",
+            &[("select", "id,writer:authors(*)"), ("id", "eq.1")],
+        )
+        .await;
     assert_eq!(
         v,
         json!([{"id": 1, "writer": {"id": 1, "name": "Ada", "bio": "math"}}])
@@ -305,16 +299,16 @@ async fn embed_many_to_one_is_an_object() {
 #[tokio::test]
 async fn embed_one_to_many_is_an_array() {
     let s = start();
-    let v = rows(
-        &s,
-        "authors",
-        &[
-            ("select", "name,posts(id)"),
-            ("order", "id"),
-            ("posts.order", "id"),
-        ],
-    )
-    .await;
+    let v = s
+        .rows(
+            "authors",
+            &[
+                ("select", "name,posts(id)"),
+                ("order", "id"),
+                ("posts.order", "id"),
+            ],
+        )
+        .await;
     assert_eq!(
         v,
         json!([
@@ -328,17 +322,17 @@ async fn embed_one_to_many_is_an_array() {
 #[tokio::test]
 async fn embed_nested_two_levels() {
     let s = start();
-    let v = rows(
-        &s,
-        "authors",
-        &[
-            ("select", "name,posts(title,comments(id,body))"),
-            ("id", "eq.1"),
-            ("posts.order", "id"),
-            ("posts.comments.order", "id"),
-        ],
-    )
-    .await;
+    let v = s
+        .rows(
+            "authors",
+            &[
+                ("select", "name,posts(title,comments(id,body))"),
+                ("id", "eq.1"),
+                ("posts.order", "id"),
+                ("posts.comments.order", "id"),
+            ],
+        )
+        .await;
     assert_eq!(
         v,
         json!([{
@@ -350,12 +344,12 @@ async fn embed_nested_two_levels() {
         }])
     );
     // Down then up: comment → post → author.
-    let v = rows(
-        &s,
-        "comments",
-        &[("select", "id,posts(title,authors(name))"), ("id", "eq.3")],
-    )
-    .await;
+    let v = s
+        .rows(
+            "comments",
+            &[("select", "id,posts(title,authors(name))"), ("id", "eq.3")],
+        )
+        .await;
     assert_eq!(
         v,
         json!([{"id": 3, "posts": {"title": "Rust tips", "authors": {"name": "Grace"}}}])
@@ -365,16 +359,16 @@ async fn embed_nested_two_levels() {
 #[tokio::test]
 async fn embed_many_to_many_through_junction() {
     let s = start();
-    let v = rows(
-        &s,
-        "posts",
-        &[
-            ("select", "id,tags(name)"),
-            ("order", "id"),
-            ("tags.order", "name"),
-        ],
-    )
-    .await;
+    let v = s
+        .rows(
+            "posts",
+            &[
+                ("select", "id,tags(name)"),
+                ("order", "id"),
+                ("tags.order", "name"),
+            ],
+        )
+        .await;
     assert_eq!(
         v,
         json!([
@@ -385,16 +379,16 @@ async fn embed_many_to_many_through_junction() {
             {"id": 5, "tags": []},
         ])
     );
-    let v = rows(
-        &s,
-        "tags",
-        &[
-            ("select", "name,posts(id)"),
-            ("order", "id"),
-            ("posts.order", "id.desc"),
-        ],
-    )
-    .await;
+    let v = s
+        .rows(
+            "tags",
+            &[
+                ("select", "name,posts(id)"),
+                ("order", "id"),
+                ("posts.order", "id.desc"),
+            ],
+        )
+        .await;
     assert_eq!(
         v,
         json!([
@@ -404,16 +398,16 @@ async fn embed_many_to_many_through_junction() {
         ])
     );
     // Inner join through the junction, filtered on the far table.
-    let v = rows(
-        &s,
-        "posts",
-        &[
-            ("select", "id,tags!inner(name)"),
-            ("tags.name", "eq.sql"),
-            ("order", "id"),
-        ],
-    )
-    .await;
+    let v = s
+        .rows(
+            "posts",
+            &[
+                ("select", "id,tags!inner(name)"),
+                ("tags.name", "eq.sql"),
+                ("order", "id"),
+            ],
+        )
+        .await;
     assert_eq!(
         v,
         json!([
@@ -426,16 +420,16 @@ async fn embed_many_to_many_through_junction() {
 #[tokio::test]
 async fn embed_inner_drops_parents_without_match_and_left_keeps_them() {
     let s = start();
-    let inner = rows(
-        &s,
-        "posts",
-        &[
-            ("select", "id,comments!inner(id)"),
-            ("order", "id"),
-            ("comments.order", "id"),
-        ],
-    )
-    .await;
+    let inner = s
+        .rows(
+            "posts",
+            &[
+                ("select", "id,comments!inner(id)"),
+                ("order", "id"),
+                ("comments.order", "id"),
+            ],
+        )
+        .await;
     assert_eq!(
         inner,
         json!([
@@ -444,48 +438,48 @@ async fn embed_inner_drops_parents_without_match_and_left_keeps_them() {
             {"id": 3, "comments": [{"id": 3}]},
         ])
     );
-    let left = rows(
-        &s,
-        "posts",
-        &[
-            ("select", "id,comments!left(id)"),
-            ("order", "id"),
-            ("comments.order", "id"),
-        ],
-    )
-    .await;
+    let left = s
+        .rows(
+            "posts",
+            &[
+                ("select", "id,comments!left(id)"),
+                ("order", "id"),
+                ("comments.order", "id"),
+            ],
+        )
+        .await;
     assert_eq!(ids(&left), [1, 2, 3, 4, 5]);
     assert_eq!(left[3]["comments"], json!([]));
     // Many-to-one inner: the post without an author is dropped.
-    let v = rows(
-        &s,
-        "posts",
-        &[("select", "id,authors!inner(name)"), ("order", "id")],
-    )
-    .await;
+    let v = s
+        .rows(
+            "posts",
+            &[("select", "id,authors!inner(name)"), ("order", "id")],
+        )
+        .await;
     assert_eq!(ids(&v), [1, 2, 3, 5]);
     // Inner join with a filter on the embed filters the parents too.
-    let v = rows(
-        &s,
-        "posts",
-        &[
-            ("select", "id,comments!inner(body)"),
-            ("comments.body", "eq.first!"),
-            ("order", "id"),
-        ],
-    )
-    .await;
+    let v = s
+        .rows(
+            "posts",
+            &[
+                ("select", "id,comments!inner(body)"),
+                ("comments.body", "eq.first!"),
+                ("order", "id"),
+            ],
+        )
+        .await;
     assert_eq!(v, json!([{"id": 1, "comments": [{"body": "first!"}]}]));
-    let v = rows(
-        &s,
-        "posts",
-        &[
-            ("select", "id,authors!inner(name)"),
-            ("authors.name", "eq.Grace"),
-            ("order", "id"),
-        ],
-    )
-    .await;
+    let v = s
+        .rows(
+            "posts",
+            &[
+                ("select", "id,authors!inner(name)"),
+                ("authors.name", "eq.Grace"),
+                ("order", "id"),
+            ],
+        )
+        .await;
     assert_eq!(
         v,
         json!([
@@ -502,7 +496,7 @@ async fn embed_hints_by_column_and_constraint_name() {
         "id,authors!author_id(name)",
         "id,authors!posts_author_id_fkey(name)",
     ] {
-        let v = rows(&s, "posts", &[("select", select), ("id", "eq.3")]).await;
+        let v = s.rows("posts", &[("select", select), ("id", "eq.3")]).await;
         assert_eq!(
             v,
             json!([{"id": 3, "authors": {"name": "Grace"}}]),
@@ -510,36 +504,36 @@ async fn embed_hints_by_column_and_constraint_name() {
         );
     }
     // Embedding by the foreign-key column itself.
-    let v = rows(
-        &s,
-        "posts",
-        &[("select", "id,writer:author_id(name)"), ("id", "eq.1")],
-    )
-    .await;
+    let v = s
+        .rows(
+            "posts",
+            &[("select", "id,writer:author_id(name)"), ("id", "eq.1")],
+        )
+        .await;
     assert_eq!(v, json!([{"id": 1, "writer": {"name": "Ada"}}]));
     // Two keys to the same table: hints pick each one.
-    let v = rows(
-        &s,
-        "reviews",
-        &[(
-            "select",
-            "id,writer:authors!writer_id(name),reviewer:authors!reviews_reviewer_id_fkey(name)",
-        )],
-    )
-    .await;
+    let v = s
+        .rows(
+            "reviews",
+            &[(
+                "select",
+                "id,writer:authors!writer_id(name),reviewer:authors!reviews_reviewer_id_fkey(name)",
+            )],
+        )
+        .await;
     assert_eq!(
         v,
         json!([{"id": 1, "writer": {"name": "Ada"}, "reviewer": {"name": "Grace"}}])
     );
-    let v = rows(
-        &s,
-        "authors",
-        &[
-            ("select", "name,reviews!reviewer_id(note)"),
-            ("order", "id"),
-        ],
-    )
-    .await;
+    let v = s
+        .rows(
+            "authors",
+            &[
+                ("select", "name,reviews!reviewer_id(note)"),
+                ("order", "id"),
+            ],
+        )
+        .await;
     assert_eq!(
         v,
         json!([
@@ -553,16 +547,16 @@ async fn embed_hints_by_column_and_constraint_name() {
 #[tokio::test]
 async fn embed_spread_flattens_columns() {
     let s = start();
-    let v = rows(
-        &s,
-        "posts",
-        &[
-            ("select", "id,...authors(name,author_bio:bio)"),
-            ("id", "in.(1,3,4)"),
-            ("order", "id"),
-        ],
-    )
-    .await;
+    let v = s
+        .rows(
+            "posts",
+            &[
+                ("select", "id,...authors(name,author_bio:bio)"),
+                ("id", "in.(1,3,4)"),
+                ("order", "id"),
+            ],
+        )
+        .await;
     assert_eq!(
         v,
         json!([
@@ -576,17 +570,17 @@ async fn embed_spread_flattens_columns() {
 #[tokio::test]
 async fn embed_filters_order_and_limit_apply_to_the_embed_only() {
     let s = start();
-    let v = rows(
-        &s,
-        "posts",
-        &[
-            ("select", "id,comments(body)"),
-            ("comments.body", "eq.nice post"),
-            ("id", "lte.3"),
-            ("order", "id"),
-        ],
-    )
-    .await;
+    let v = s
+        .rows(
+            "posts",
+            &[
+                ("select", "id,comments(body)"),
+                ("comments.body", "eq.nice post"),
+                ("id", "lte.3"),
+                ("order", "id"),
+            ],
+        )
+        .await;
     assert_eq!(
         v,
         json!([
@@ -595,121 +589,121 @@ async fn embed_filters_order_and_limit_apply_to_the_embed_only() {
             {"id": 3, "comments": []},
         ])
     );
-    let v = rows(
-        &s,
-        "posts",
-        &[
-            ("select", "id,comments(id)"),
-            ("id", "eq.1"),
-            ("comments.order", "id.desc"),
-        ],
-    )
-    .await;
+    let v = s
+        .rows(
+            "posts",
+            &[
+                ("select", "id,comments(id)"),
+                ("id", "eq.1"),
+                ("comments.order", "id.desc"),
+            ],
+        )
+        .await;
     assert_eq!(v, json!([{"id": 1, "comments": [{"id": 2}, {"id": 1}]}]));
-    let v = rows(
-        &s,
-        "posts",
-        &[
-            ("select", "id,comments(id)"),
-            ("id", "eq.1"),
-            ("comments.order", "id.desc"),
-            ("comments.limit", "1"),
-        ],
-    )
-    .await;
+    let v = s
+        .rows(
+            "posts",
+            &[
+                ("select", "id,comments(id)"),
+                ("id", "eq.1"),
+                ("comments.order", "id.desc"),
+                ("comments.limit", "1"),
+            ],
+        )
+        .await;
     assert_eq!(v, json!([{"id": 1, "comments": [{"id": 2}]}]));
-    let v = rows(
-        &s,
-        "posts",
-        &[
-            ("select", "id,comments(id)"),
-            ("id", "eq.1"),
-            ("comments.order", "id"),
-            ("comments.limit", "1"),
-            ("comments.offset", "1"),
-        ],
-    )
-    .await;
+    let v = s
+        .rows(
+            "posts",
+            &[
+                ("select", "id,comments(id)"),
+                ("id", "eq.1"),
+                ("comments.order", "id"),
+                ("comments.limit", "1"),
+                ("comments.offset", "1"),
+            ],
+        )
+        .await;
     assert_eq!(v, json!([{"id": 1, "comments": [{"id": 2}]}]));
     // A logic tree on an embed.
-    let v = rows(
-        &s,
-        "posts",
-        &[
-            ("select", "id,comments(id)"),
-            ("id", "eq.1"),
-            ("comments.or", "(id.eq.2,body.eq.nope)"),
-        ],
-    )
-    .await;
+    let v = s
+        .rows(
+            "posts",
+            &[
+                ("select", "id,comments(id)"),
+                ("id", "eq.1"),
+                ("comments.or", "(id.eq.2,body.eq.nope)"),
+            ],
+        )
+        .await;
     assert_eq!(v, json!([{"id": 1, "comments": [{"id": 2}]}]));
 }
 
 #[tokio::test]
 async fn embed_null_filters_test_for_related_rows() {
     let s = start();
-    let v = rows(
-        &s,
-        "posts",
-        &[
-            ("select", "id,comments(id)"),
-            ("comments", "not.is.null"),
-            ("order", "id"),
-        ],
-    )
-    .await;
+    let v = s
+        .rows(
+            "posts",
+            &[
+                ("select", "id,comments(id)"),
+                ("comments", "not.is.null"),
+                ("order", "id"),
+            ],
+        )
+        .await;
     assert_eq!(ids(&v), [1, 2, 3]);
-    let v = rows(
-        &s,
-        "posts",
-        &[
-            ("select", "id,comments(id)"),
-            ("comments", "is.null"),
-            ("order", "id"),
-        ],
-    )
-    .await;
+    let v = s
+        .rows(
+            "posts",
+            &[
+                ("select", "id,comments(id)"),
+                ("comments", "is.null"),
+                ("order", "id"),
+            ],
+        )
+        .await;
     assert_eq!(
         v,
         json!([{"id": 4, "comments": []}, {"id": 5, "comments": []}])
     );
     // Combined with a filter on the embed, only parents with a matching child remain.
-    let v = rows(
-        &s,
-        "posts",
-        &[
-            ("select", "id,comments(body)"),
-            ("comments.body", "eq.great tips"),
-            ("comments", "not.is.null"),
-            ("order", "id"),
-        ],
-    )
-    .await;
+    let v = s
+        .rows(
+            "posts",
+            &[
+                ("select", "id,comments(body)"),
+                ("comments.body", "eq.great tips"),
+                ("comments", "not.is.null"),
+                ("order", "id"),
+            ],
+        )
+        .await;
     assert_eq!(v, json!([{"id": 3, "comments": [{"body": "great tips"}]}]));
     // On a many-to-one embed: the post without an author.
-    let v = rows(
-        &s,
-        "posts",
-        &[
-            ("select", "id,authors(name)"),
-            ("authors", "is.null"),
-            ("order", "id"),
-        ],
-    )
-    .await;
+    let v = s
+        .rows(
+            "posts",
+            &[
+                ("select", "id,authors(name)"),
+                ("authors", "is.null"),
+                ("order", "id"),
+            ],
+        )
+        .await;
     assert_eq!(v, json!([{"id": 4, "authors": null}]));
     // By alias, with a filter on the aliased embed.
-    let v = rows(
-        &s,
-        "posts",
-        &[
-            ("select", "id,writer:authors(name)"),
-            ("writer.name", "eq.Grace"),
-            ("writer", "not.is.null"),
-            ("order", "id"),
-        ],
-    )
-    .await;
+    let v = s
+        .rows(
+            "posts",
+            &[
+                ("select", "id,writer:authors(name)"),
+                ("writer.name", "eq.Grace"),
+                ("writer", "not.is.null"),
+                ("order", "id"),
+            ],
+        )
+        .await;
     assert_eq!(
         v,
         json!([
@@ -723,12 +717,12 @@ async fn embed_null_filters_test_for_related_rows() {
 #[tokio::test]
 async fn embed_through_a_view() {
     let s = start();
-    let v = rows(
-        &s,
-        "published_posts",
-        &[("select", "id,authors(name)"), ("order", "id")],
-    )
-    .await;
+    let v = s
+        .rows(
+            "published_posts",
+            &[("select", "id,authors(name)"), ("order", "id")],
+        )
+        .await;
     assert_eq!(
         v,
         json!([
@@ -737,16 +731,16 @@ async fn embed_through_a_view() {
             {"id": 5, "authors": {"name": "Grace"}},
         ])
     );
-    let v = rows(
-        &s,
-        "authors",
-        &[
-            ("select", "name,published_posts(id)"),
-            ("order", "id"),
-            ("published_posts.order", "id"),
-        ],
-    )
-    .await;
+    let v = s
+        .rows(
+            "authors",
+            &[
+                ("select", "name,published_posts(id)"),
+                ("order", "id"),
+                ("published_posts.order", "id"),
+            ],
+        )
+        .await;
     assert_eq!(
         v,
         json!([
@@ -761,12 +755,12 @@ async fn embed_through_a_view() {
 async fn aggregates_count_and_sum() {
     let s = start();
     // The Supabase docs' "query referenced tables with count": `select('*, cities(count)')`.
-    let v = rows(
-        &s,
-        "posts",
-        &[("select", "id,comments(count)"), ("order", "id")],
-    )
-    .await;
+    let v = s
+        .rows(
+            "posts",
+            &[("select", "id,comments(count)"), ("order", "id")],
+        )
+        .await;
     assert_eq!(
         v,
         json!([
@@ -777,19 +771,21 @@ async fn aggregates_count_and_sum() {
             {"id": 5, "comments": [{"count": 0}]},
         ])
     );
-    let v = rows(&s, "posts", &[("select", "count()")]).await;
+    let v = s.rows("posts", &[("select", "count()")]).await;
     assert_eq!(v, json!([{"count": 5}]));
-    let v = rows(
-        &s,
-        "posts",
-        &[("select", "published,count()"), ("order", "published")],
-    )
-    .await;
+    let v = s
+        .rows(
+            "posts",
+            &[("select", "published,count()"), ("order", "published")],
+        )
+        .await;
     assert_eq!(
         v,
         json!([{"published": false, "count": 2}, {"published": true, "count": 3}])
     );
-    let v = rows(&s, "posts", &[("select", "score.sum(),score.max()")]).await;
+    let v = s
+        .rows("posts", &[("select", "score.sum(),score.max()")])
+        .await;
     assert_eq!(v, json!([{"sum": 10.75, "max": 4.5}]));
 }
 
@@ -1039,9 +1035,13 @@ async fn json_arrow_values_compare_and_sort_as_jsonb() {
         .await
         .unwrap();
     assert_eq!(res.status(), 204);
-    let v = rows(&s, "posts", &[("select", "id"), ("order", "meta->n.desc")]).await;
+    let v = s
+        .rows("posts", &[("select", "id"), ("order", "meta->n.desc")])
+        .await;
     assert_eq!(ids(&v), [4, 5, 3, 2, 1]);
-    let v = rows(&s, "posts", &[("select", "id"), ("order", "meta->n.asc")]).await;
+    let v = s
+        .rows("posts", &[("select", "id"), ("order", "meta->n.asc")])
+        .await;
     assert_eq!(ids(&v), [1, 2, 3, 5, 4]);
     assert_eq!(post_ids(&s, &[("meta->n", "gt.2")]).await, [3, 4, 5]);
     assert_eq!(post_ids(&s, &[("meta->n", "lt.10")]).await, [1, 2, 3, 5]);
@@ -1065,20 +1065,22 @@ async fn order_directions_and_nulls() {
         ("meta->>a.desc,id.asc", &[4, 5, 2, 1, 3]),
     ];
     for (order, expected) in cases {
-        let v = rows(&s, "posts", &[("select", "id"), ("order", order)]).await;
+        let v = s.rows("posts", &[("select", "id"), ("order", order)]).await;
         assert_eq!(ids(&v), expected, "order={order}");
     }
-    let v = rows(
-        &s,
-        "posts",
-        &[
-            ("select", "id"),
-            ("order", "author_id.asc.nullsfirst,score.desc"),
-        ],
-    )
-    .await;
+    let v = s
+        .rows(
+            "posts",
+            &[
+                ("select", "id"),
+                ("order", "author_id.asc.nullsfirst,score.desc"),
+            ],
+        )
+        .await;
     assert_eq!(ids(&v), [4, 1, 2, 3, 5]);
-    let v = rows(&s, "authors", &[("select", "name"), ("order", "name.desc")]).await;
+    let v = s
+        .rows("authors", &[("select", "name"), ("order", "name.desc")])
+        .await;
     assert_eq!(
         v,
         json!([{"name": "Linus"}, {"name": "Grace"}, {"name": "Ada"}])
@@ -1088,31 +1090,31 @@ async fn order_directions_and_nulls() {
 #[tokio::test]
 async fn limit_offset_and_range_header() {
     let s = start();
-    let v = rows(
-        &s,
-        "posts",
-        &[
-            ("select", "id"),
-            ("order", "id"),
-            ("limit", "2"),
-            ("offset", "1"),
-        ],
-    )
-    .await;
+    let v = s
+        .rows(
+            "posts",
+            &[
+                ("select", "id"),
+                ("order", "id"),
+                ("limit", "2"),
+                ("offset", "1"),
+            ],
+        )
+        .await;
     assert_eq!(ids(&v), [2, 3]);
-    let v = rows(
-        &s,
-        "posts",
-        &[("select", "id"), ("order", "id"), ("offset", "3")],
-    )
-    .await;
+    let v = s
+        .rows(
+            "posts",
+            &[("select", "id"), ("order", "id"), ("offset", "3")],
+        )
+        .await;
     assert_eq!(ids(&v), [4, 5]);
-    let v = rows(
-        &s,
-        "posts",
-        &[("select", "id"), ("order", "id"), ("limit", "0")],
-    )
-    .await;
+    let v = s
+        .rows(
+            "posts",
+            &[("select", "id"), ("order", "id"), ("limit", "0")],
+        )
+        .await;
     assert_eq!(v, json!([]));
 
     let res = s

@@ -39,23 +39,10 @@ fn start() -> Server {
     Server::start(&[("001_blog.sql", SCHEMA)])
 }
 
-/// Send a JSON body with `method` and an optional `Prefer` header.
-async fn send(s: &Server, method: Method, path: &str, body: Value, prefer: &str) -> Response {
-    let mut r = s.req(method, path).json(&body);
-    if !prefer.is_empty() {
-        r = r.header("prefer", prefer);
-    }
-    r.send().await.expect("send")
-}
-
-async fn rows(s: &Server, table: &str, params: &[(&str, &str)]) -> Value {
-    s.get_json(&format!("/rest/v1/{table}?{}", qs(params)), 200)
-        .await
-}
-
 /// `select=id,title&order=id` over posts: the whole table's titles.
 async fn titles(s: &Server) -> Value {
-    rows(s, "posts", &[("select", "id,title"), ("order", "id")]).await
+    s.rows("posts", &[("select", "id,title"), ("order", "id")])
+        .await
 }
 
 fn header(res: &Response, name: &str) -> Option<String> {
@@ -88,7 +75,7 @@ async fn insert_one_answers_201_with_location_and_no_body() {
     assert_eq!(header(&res, "location").as_deref(), Some("/posts?id=eq.6"));
     assert_eq!(header(&res, "content-range").as_deref(), Some("*/*"));
     expect_empty(res, 201).await;
-    let v = rows(&s, "posts", &[("id", "eq.6")]).await;
+    let v = s.rows("posts", &[("id", "eq.6")]).await;
     let row = &v[0];
     assert_eq!(row["title"], "New post");
     // Defaults of the columns the body did not name.
@@ -114,17 +101,17 @@ async fn insert_one_answers_201_with_location_and_no_body() {
 #[tokio::test]
 async fn insert_array_with_columns() {
     let s = start();
-    let res = send(
-        &s,
-        Method::POST,
-        "/rest/v1/posts?columns=title,score&select=title,score,published",
-        json!([
-            {"title": "A", "score": 1.5, "ignored": "not a column, but not in columns= either"},
-            {"title": "B"},
-        ]),
-        "return=representation",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::POST,
+            "/rest/v1/posts?columns=title,score&select=title,score,published",
+            json!([
+                {"title": "A", "score": 1.5, "ignored": "not a column, but not in columns= either"},
+                {"title": "B"},
+            ]),
+            "return=representation",
+        )
+        .await;
     assert_eq!(
         header(&res, "location"),
         None,
@@ -138,17 +125,17 @@ async fn insert_array_with_columns() {
         ])
     );
     // Quoted column names as supabase-js sends them.
-    let res = send(
-        &s,
-        Method::POST,
-        &format!(
-            "/rest/v1/authors?{}",
-            qs(&[("columns", "\"name\",\"bio\"")])
-        ),
-        json!([{"name": "Zed", "bio": "z"}, {"name": "Yan"}]),
-        "return=representation",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::POST,
+            &format!(
+                "/rest/v1/authors?{}",
+                qs(&[("columns", "\"name\",\"bio\"")])
+            ),
+            json!([{"name": "Zed", "bio": "z"}, {"name": "Yan"}]),
+            "return=representation",
+        )
+        .await;
     assert_eq!(
         expect_json(res, 201).await,
         json!([
@@ -157,35 +144,35 @@ async fn insert_array_with_columns() {
         ])
     );
     // Without columns=, an array of objects with the same keys.
-    let res = send(
-        &s,
-        Method::POST,
-        "/rest/v1/comments",
-        json!([{"post_id": 2, "body": "x"}, {"post_id": 2, "body": "y"}]),
-        "",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::POST,
+            "/rest/v1/comments",
+            json!([{"post_id": 2, "body": "x"}, {"post_id": 2, "body": "y"}]),
+            "",
+        )
+        .await;
     expect_empty(res, 201).await;
-    let v = rows(
-        &s,
-        "comments",
-        &[("post_id", "eq.2"), ("select", "body"), ("order", "id")],
-    )
-    .await;
+    let v = s
+        .rows(
+            "comments",
+            &[("post_id", "eq.2"), ("select", "body"), ("order", "id")],
+        )
+        .await;
     assert_eq!(v, json!([{"body": "x"}, {"body": "y"}]));
 }
 
 #[tokio::test]
 async fn insert_return_representation_with_select_and_embeds() {
     let s = start();
-    let res = send(
-        &s,
-        Method::POST,
-        "/rest/v1/posts?select=id,title,authors(name)",
-        json!({"title": "Embedded", "author_id": 2}),
-        "return=representation",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::POST,
+            "/rest/v1/posts?select=id,title,authors(name)",
+            json!({"title": "Embedded", "author_id": 2}),
+            "return=representation",
+        )
+        .await;
     assert_eq!(header(&res, "location").as_deref(), Some("/posts?id=eq.6"));
     assert!(header(&res, "content-type")
         .unwrap()
@@ -195,14 +182,14 @@ async fn insert_return_representation_with_select_and_embeds() {
         json!([{"id": 6, "title": "Embedded", "authors": {"name": "Grace"}}])
     );
     // One-to-many embed in the representation of a new parent.
-    let res = send(
-        &s,
-        Method::POST,
-        "/rest/v1/authors?select=name,posts(id)",
-        json!({"name": "Newcomer"}),
-        "return=representation",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::POST,
+            "/rest/v1/authors?select=name,posts(id)",
+            json!({"name": "Newcomer"}),
+            "return=representation",
+        )
+        .await;
     assert_eq!(
         expect_json(res, 201).await,
         json!([{"name": "Newcomer", "posts": []}])
@@ -225,18 +212,19 @@ async fn insert_return_representation_with_select_and_embeds() {
 #[tokio::test]
 async fn insert_return_headers_only() {
     let s = start();
-    let res = send(
-        &s,
-        Method::POST,
-        "/rest/v1/posts",
-        json!({"title": "Headers"}),
-        "return=headers-only",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::POST,
+            "/rest/v1/posts",
+            json!({"title": "Headers"}),
+            "return=headers-only",
+        )
+        .await;
     assert_eq!(header(&res, "location").as_deref(), Some("/posts?id=eq.6"));
     expect_empty(res, 201).await;
     assert_eq!(
-        rows(&s, "posts", &[("id", "eq.6"), ("select", "title")]).await,
+        s.rows("posts", &[("id", "eq.6"), ("select", "title")])
+            .await,
         json!([{"title": "Headers"}])
     );
 }
@@ -245,26 +233,26 @@ async fn insert_return_headers_only() {
 async fn missing_default_applies_defaults_for_absent_keys() {
     let s = start();
     // columns= names created_at; the object lacks it. Without missing=default it is NULL.
-    let res = send(
-        &s,
-        Method::POST,
-        "/rest/v1/posts?columns=title,created_at,published&select=title,created_at,published",
-        json!([{"title": "nulls", "published": true}]),
-        "return=representation",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::POST,
+            "/rest/v1/posts?columns=title,created_at,published&select=title,created_at,published",
+            json!([{"title": "nulls", "published": true}]),
+            "return=representation",
+        )
+        .await;
     assert_eq!(
         expect_json(res, 201).await,
         json!([{"title": "nulls", "created_at": null, "published": true}])
     );
-    let res = send(
-        &s,
-        Method::POST,
-        "/rest/v1/posts?columns=title,created_at,published&select=title,created_at,published",
-        json!([{"title": "defaults"}]),
-        "return=representation, missing=default",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::POST,
+            "/rest/v1/posts?columns=title,created_at,published&select=title,created_at,published",
+            json!([{"title": "defaults"}]),
+            "return=representation, missing=default",
+        )
+        .await;
     let v = expect_json(res, 201).await;
     assert_eq!(v[0]["title"], "defaults");
     assert_eq!(v[0]["published"], false, "DEFAULT 0 applied: {v}");
@@ -273,24 +261,24 @@ async fn missing_default_applies_defaults_for_absent_keys() {
         "{v}"
     );
     // Without missing=default a NOT NULL column named but absent fails.
-    let res = send(
-        &s,
-        Method::POST,
-        "/rest/v1/posts?columns=title,published",
-        json!([{"title": "no published"}]),
-        "",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::POST,
+            "/rest/v1/posts?columns=title,published",
+            json!([{"title": "no published"}]),
+            "",
+        )
+        .await;
     expect_error(res, 400, "23502").await;
     // Mixed keys with missing=default: each row gets defaults for what it lacks.
-    let res = send(
-        &s,
-        Method::POST,
-        "/rest/v1/posts?columns=title,published,score&select=title,published,score",
-        json!([{"title": "m1", "score": 9.5}, {"title": "m2", "published": true}]),
-        "return=representation,missing=default",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::POST,
+            "/rest/v1/posts?columns=title,published,score&select=title,published,score",
+            json!([{"title": "m1", "score": 9.5}, {"title": "m2", "published": true}]),
+            "return=representation,missing=default",
+        )
+        .await;
     assert_eq!(
         expect_json(res, 201).await,
         json!([
@@ -304,27 +292,27 @@ async fn missing_default_applies_defaults_for_absent_keys() {
 async fn upsert_merge_duplicates() {
     let s = start();
     // By primary key: only the columns in the body change.
-    let res = send(
-        &s,
-        Method::POST,
-        "/rest/v1/posts?select=id,title,published,score",
-        json!({"id": 1, "title": "Merged"}),
-        "resolution=merge-duplicates, return=representation",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::POST,
+            "/rest/v1/posts?select=id,title,published,score",
+            json!({"id": 1, "title": "Merged"}),
+            "resolution=merge-duplicates, return=representation",
+        )
+        .await;
     assert_eq!(
         expect_json(res, 201).await,
         json!([{"id": 1, "title": "Merged", "published": true, "score": 4.5}])
     );
     // By a unique column, mixing an update and an insert.
-    let res = send(
-        &s,
-        Method::POST,
-        "/rest/v1/authors?on_conflict=name",
-        json!([{"name": "Ada", "bio": "analyst"}, {"name": "Zed", "bio": "new"}]),
-        "resolution=merge-duplicates,return=representation",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::POST,
+            "/rest/v1/authors?on_conflict=name",
+            json!([{"name": "Ada", "bio": "analyst"}, {"name": "Zed", "bio": "new"}]),
+            "resolution=merge-duplicates,return=representation",
+        )
+        .await;
     assert_eq!(
         expect_json(res, 201).await,
         json!([
@@ -333,7 +321,7 @@ async fn upsert_merge_duplicates() {
         ])
     );
     assert_eq!(
-        rows(&s, "authors", &[("order", "id")]).await,
+        s.rows("authors", &[("order", "id")]).await,
         json!([
             {"id": 1, "name": "Ada", "bio": "analyst"},
             {"id": 2, "name": "Grace", "bio": null},
@@ -342,46 +330,41 @@ async fn upsert_merge_duplicates() {
         ])
     );
     // Without resolution the same insert is a conflict.
-    let res = send(
-        &s,
-        Method::POST,
-        "/rest/v1/authors",
-        json!({"name": "Ada"}),
-        "",
-    )
-    .await;
+    let res = s
+        .send(Method::POST, "/rest/v1/authors", json!({"name": "Ada"}), "")
+        .await;
     expect_error(res, 409, "23505").await;
 }
 
 #[tokio::test]
 async fn upsert_ignore_duplicates() {
     let s = start();
-    let res = send(
-        &s,
-        Method::POST,
-        "/rest/v1/authors?on_conflict=name",
-        json!([{"name": "Ada", "bio": "changed"}, {"name": "Yan", "bio": null}]),
-        "resolution=ignore-duplicates, return=representation",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::POST,
+            "/rest/v1/authors?on_conflict=name",
+            json!([{"name": "Ada", "bio": "changed"}, {"name": "Yan", "bio": null}]),
+            "resolution=ignore-duplicates, return=representation",
+        )
+        .await;
     // Only the inserted row comes back; the duplicate is left alone.
     assert_eq!(
         expect_json(res, 201).await,
         json!([{"id": 4, "name": "Yan", "bio": null}])
     );
     assert_eq!(
-        rows(&s, "authors", &[("id", "eq.1")]).await,
+        s.rows("authors", &[("id", "eq.1")]).await,
         json!([{"id": 1, "name": "Ada", "bio": "math"}])
     );
     // By primary key (the default conflict target).
-    let res = send(
-        &s,
-        Method::POST,
-        "/rest/v1/posts",
-        json!({"id": 2, "title": "ignored"}),
-        "resolution=ignore-duplicates",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::POST,
+            "/rest/v1/posts",
+            json!({"id": 2, "title": "ignored"}),
+            "resolution=ignore-duplicates",
+        )
+        .await;
     expect_empty(res, 201).await;
     assert_eq!(
         titles(&s).await[1],
@@ -394,14 +377,14 @@ async fn upsert_ignore_duplicates() {
 #[tokio::test]
 async fn update_with_filters() {
     let s = start();
-    let res = send(
-        &s,
-        Method::PATCH,
-        "/rest/v1/posts?id=in.(2,4)&select=id,title,published",
-        json!({"published": true}),
-        "return=representation",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::PATCH,
+            "/rest/v1/posts?id=in.(2,4)&select=id,title,published",
+            json!({"published": true}),
+            "return=representation",
+        )
+        .await;
     assert_eq!(
         sorted_by_id(expect_json(res, 200).await),
         [
@@ -409,52 +392,53 @@ async fn update_with_filters() {
             json!({"id": 4, "title": "Drafts, and more", "published": true}),
         ]
     );
-    let v = rows(
-        &s,
-        "posts",
-        &[("select", "id"), ("published", "is.true"), ("order", "id")],
-    )
-    .await;
+    let v = s
+        .rows(
+            "posts",
+            &[("select", "id"), ("published", "is.true"), ("order", "id")],
+        )
+        .await;
     assert_eq!(
         v,
         json!([{"id": 1}, {"id": 2}, {"id": 3}, {"id": 4}, {"id": 5}])
     );
 
     // Default return is minimal: 204, no body.
-    let res = send(
-        &s,
-        Method::PATCH,
-        "/rest/v1/posts?title=like.Rust*",
-        json!({"title": "Rust tricks", "score": 7}),
-        "",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::PATCH,
+            "/rest/v1/posts?title=like.Rust*",
+            json!({"title": "Rust tricks", "score": 7}),
+            "",
+        )
+        .await;
     expect_empty(res, 204).await;
     assert_eq!(
-        rows(&s, "posts", &[("id", "eq.3"), ("select", "title,score")]).await,
+        s.rows("posts", &[("id", "eq.3"), ("select", "title,score")])
+            .await,
         json!([{"title": "Rust tricks", "score": 7}])
     );
 
     // No row matches: still a success, and nothing changes.
-    let res = send(
-        &s,
-        Method::PATCH,
-        "/rest/v1/posts?id=eq.999",
-        json!({"title": "nobody"}),
-        "return=representation",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::PATCH,
+            "/rest/v1/posts?id=eq.999",
+            json!({"title": "nobody"}),
+            "return=representation",
+        )
+        .await;
     assert_eq!(expect_json(res, 200).await, json!([]));
 
     // Setting a column to NULL, with an embed in the representation.
-    let res = send(
-        &s,
-        Method::PATCH,
-        "/rest/v1/posts?id=eq.1&select=id,author_id,authors(name)",
-        json!({"author_id": null}),
-        "return=representation",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::PATCH,
+            "/rest/v1/posts?id=eq.1&select=id,author_id,authors(name)",
+            json!({"author_id": null}),
+            "return=representation",
+        )
+        .await;
     assert_eq!(
         expect_json(res, 200).await,
         json!([{"id": 1, "author_id": null, "authors": null}])
@@ -464,26 +448,26 @@ async fn update_with_filters() {
 #[tokio::test]
 async fn update_with_count_reports_affected_rows() {
     let s = start();
-    let res = send(
-        &s,
-        Method::PATCH,
-        "/rest/v1/posts?published=is.true",
-        json!({"score": 0}),
-        "count=exact",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::PATCH,
+            "/rest/v1/posts?published=is.true",
+            json!({"score": 0}),
+            "count=exact",
+        )
+        .await;
     // Clients read the total after the slash.
     let range = header(&res, "content-range").unwrap_or_default();
     assert!(range.ends_with("/3"), "Content-Range: {range}");
     expect_empty(res, 204).await;
-    let res = send(
-        &s,
-        Method::DELETE,
-        "/rest/v1/comments?post_id=eq.1",
-        Value::Null,
-        "count=exact, return=representation",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::DELETE,
+            "/rest/v1/comments?post_id=eq.1",
+            Value::Null,
+            "count=exact, return=representation",
+        )
+        .await;
     let range = header(&res, "content-range").unwrap_or_default();
     assert!(range.ends_with("/2"), "Content-Range: {range}");
     assert_eq!(expect_json(res, 200).await.as_array().unwrap().len(), 2);
@@ -494,14 +478,14 @@ async fn update_with_count_reports_affected_rows() {
 #[tokio::test]
 async fn delete_with_return_representation() {
     let s = start();
-    let res = send(
-        &s,
-        Method::DELETE,
-        "/rest/v1/comments?post_id=eq.1",
-        Value::Null,
-        "return=representation",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::DELETE,
+            "/rest/v1/comments?post_id=eq.1",
+            Value::Null,
+            "return=representation",
+        )
+        .await;
     assert_eq!(
         sorted_by_id(expect_json(res, 200).await),
         [
@@ -510,7 +494,7 @@ async fn delete_with_return_representation() {
         ]
     );
     assert_eq!(
-        rows(&s, "comments", &[("select", "id")]).await,
+        s.rows("comments", &[("select", "id")]).await,
         json!([{"id": 3}])
     );
     // Minimal: 204, and the row is gone.
@@ -521,28 +505,28 @@ async fn delete_with_return_representation() {
         .await
         .unwrap();
     expect_empty(res, 204).await;
-    assert_eq!(rows(&s, "comments", &[]).await, json!([]));
+    assert_eq!(s.rows("comments", &[]).await, json!([]));
     // A representation with select and an embed, rendered before the row is gone.
-    let res = send(
-        &s,
-        Method::DELETE,
-        "/rest/v1/posts?id=eq.4&select=title,authors(name)",
-        Value::Null,
-        "return=representation",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::DELETE,
+            "/rest/v1/posts?id=eq.4&select=title,authors(name)",
+            Value::Null,
+            "return=representation",
+        )
+        .await;
     assert_eq!(
         expect_json(res, 200).await,
         json!([{"title": "Drafts, and more", "authors": null}])
     );
-    let res = send(
-        &s,
-        Method::DELETE,
-        "/rest/v1/posts?id=eq.5&select=title,authors(name)",
-        Value::Null,
-        "return=representation",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::DELETE,
+            "/rest/v1/posts?id=eq.5&select=title,authors(name)",
+            Value::Null,
+            "return=representation",
+        )
+        .await;
     assert_eq!(
         expect_json(res, 200).await,
         json!([{"title": "Percent 100%", "authors": {"name": "Grace"}}])
@@ -560,35 +544,37 @@ async fn delete_with_return_representation() {
 #[tokio::test]
 async fn limited_update_and_delete_follow_order() {
     let s = start();
-    let res = send(
-        &s,
-        Method::PATCH,
-        "/rest/v1/posts?order=id.desc&limit=2&select=id,score",
-        json!({"score": 9}),
-        "return=representation",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::PATCH,
+            "/rest/v1/posts?order=id.desc&limit=2&select=id,score",
+            json!({"score": 9}),
+            "return=representation",
+        )
+        .await;
     assert_eq!(
         sorted_by_id(expect_json(res, 200).await),
         [json!({"id": 4, "score": 9}), json!({"id": 5, "score": 9})]
     );
-    let v = rows(
-        &s,
-        "posts",
-        &[("select", "id"), ("score", "eq.9"), ("order", "id")],
-    )
-    .await;
+    let v = s
+        .rows(
+            "posts",
+            &[("select", "id"), ("score", "eq.9"), ("order", "id")],
+        )
+        .await;
     assert_eq!(v, json!([{"id": 4}, {"id": 5}]));
-    let res = send(
-        &s,
-        Method::DELETE,
-        "/rest/v1/comments?order=id.desc&limit=1",
-        Value::Null,
-        "",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::DELETE,
+            "/rest/v1/comments?order=id.desc&limit=1",
+            Value::Null,
+            "",
+        )
+        .await;
     expect_empty(res, 204).await;
-    let v = rows(&s, "comments", &[("select", "id"), ("order", "id")]).await;
+    let v = s
+        .rows("comments", &[("select", "id"), ("order", "id")])
+        .await;
     assert_eq!(v, json!([{"id": 1}, {"id": 2}]));
 }
 
@@ -597,14 +583,14 @@ async fn limited_update_and_delete_follow_order() {
 #[tokio::test]
 async fn tx_rollback_answers_but_leaves_the_database_unchanged() {
     let s = start();
-    let res = send(
-        &s,
-        Method::POST,
-        "/rest/v1/posts?select=id,title",
-        json!({"title": "Ghost"}),
-        "return=representation, tx=rollback",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::POST,
+            "/rest/v1/posts?select=id,title",
+            json!({"title": "Ghost"}),
+            "return=representation, tx=rollback",
+        )
+        .await;
     let applied = header(&res, "preference-applied").unwrap_or_default();
     assert!(
         applied.contains("tx=rollback"),
@@ -614,26 +600,26 @@ async fn tx_rollback_answers_but_leaves_the_database_unchanged() {
         expect_json(res, 201).await,
         json!([{"id": 6, "title": "Ghost"}])
     );
-    assert_eq!(rows(&s, "posts", &[("title", "eq.Ghost")]).await, json!([]));
+    assert_eq!(s.rows("posts", &[("title", "eq.Ghost")]).await, json!([]));
 
-    let res = send(
-        &s,
-        Method::PATCH,
-        "/rest/v1/posts?id=eq.1&select=title",
-        json!({"title": "Temporary"}),
-        "return=representation,tx=rollback",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::PATCH,
+            "/rest/v1/posts?id=eq.1&select=title",
+            json!({"title": "Temporary"}),
+            "return=representation,tx=rollback",
+        )
+        .await;
     assert_eq!(expect_json(res, 200).await, json!([{"title": "Temporary"}]));
 
-    let res = send(
-        &s,
-        Method::DELETE,
-        "/rest/v1/comments?select=id",
-        Value::Null,
-        "return=representation,tx=rollback",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::DELETE,
+            "/rest/v1/comments?select=id",
+            Value::Null,
+            "return=representation,tx=rollback",
+        )
+        .await;
     assert_eq!(expect_json(res, 200).await.as_array().unwrap().len(), 3);
 
     assert_eq!(
@@ -647,7 +633,8 @@ async fn tx_rollback_answers_but_leaves_the_database_unchanged() {
         ])
     );
     assert_eq!(
-        rows(&s, "comments", &[("select", "id"), ("order", "id")]).await,
+        s.rows("comments", &[("select", "id"), ("order", "id")])
+            .await,
         json!([{"id": 1}, {"id": 2}, {"id": 3}])
     );
     // A later real insert is unaffected by the rolled-back one.
@@ -656,7 +643,8 @@ async fn tx_rollback_answers_but_leaves_the_database_unchanged() {
         .await;
     expect_empty(res, 201).await;
     assert_eq!(
-        rows(&s, "posts", &[("title", "eq.Real"), ("select", "title")]).await,
+        s.rows("posts", &[("title", "eq.Real"), ("select", "title")])
+            .await,
         json!([{"title": "Real"}])
     );
 }
@@ -665,28 +653,28 @@ async fn tx_rollback_answers_but_leaves_the_database_unchanged() {
 async fn strict_max_affected_refuses_and_changes_nothing() {
     let s = start();
     let before = titles(&s).await;
-    let res = send(
-        &s,
-        Method::PATCH,
-        "/rest/v1/posts?published=is.false",
-        json!({"title": "Too many"}),
-        "handling=strict, max-affected=1",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::PATCH,
+            "/rest/v1/posts?published=is.false",
+            json!({"title": "Too many"}),
+            "handling=strict, max-affected=1",
+        )
+        .await;
     expect_error(res, 400, "PGRST124").await;
     assert_eq!(titles(&s).await, before);
 
-    let res = send(
-        &s,
-        Method::DELETE,
-        "/rest/v1/comments?post_id=eq.1",
-        Value::Null,
-        "handling=strict, max-affected=1",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::DELETE,
+            "/rest/v1/comments?post_id=eq.1",
+            Value::Null,
+            "handling=strict, max-affected=1",
+        )
+        .await;
     expect_error(res, 400, "PGRST124").await;
     assert_eq!(
-        rows(&s, "comments", &[("select", "id")])
+        s.rows("comments", &[("select", "id")])
             .await
             .as_array()
             .unwrap()
@@ -695,21 +683,21 @@ async fn strict_max_affected_refuses_and_changes_nothing() {
     );
 
     // Within the limit the update goes through.
-    let res = send(
-        &s,
-        Method::PATCH,
-        "/rest/v1/posts?published=is.false",
-        json!({"title": "Two"}),
-        "handling=strict, max-affected=2",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::PATCH,
+            "/rest/v1/posts?published=is.false",
+            json!({"title": "Two"}),
+            "handling=strict, max-affected=2",
+        )
+        .await;
     expect_empty(res, 204).await;
-    let v = rows(
-        &s,
-        "posts",
-        &[("select", "id"), ("title", "eq.Two"), ("order", "id")],
-    )
-    .await;
+    let v = s
+        .rows(
+            "posts",
+            &[("select", "id"), ("title", "eq.Two"), ("order", "id")],
+        )
+        .await;
     assert_eq!(v, json!([{"id": 2}, {"id": 4}]));
 }
 
@@ -737,7 +725,7 @@ async fn single_object_accept_on_writes_touching_two_rows_is_406() {
         .unwrap();
     expect_error(res, 406, "PGRST116").await;
     assert_eq!(
-        rows(&s, "comments", &[("select", "id")])
+        s.rows("comments", &[("select", "id")])
             .await
             .as_array()
             .unwrap()
@@ -755,7 +743,7 @@ async fn single_object_accept_on_writes_touching_two_rows_is_406() {
         .unwrap();
     expect_error(res, 406, "PGRST116").await;
     assert_eq!(
-        rows(&s, "authors", &[("select", "id")])
+        s.rows("authors", &[("select", "id")])
             .await
             .as_array()
             .unwrap()
@@ -783,39 +771,39 @@ async fn single_object_accept_on_writes_touching_two_rows_is_406() {
 #[tokio::test]
 async fn booleans_in_and_out() {
     let s = start();
-    let res = send(
-        &s,
-        Method::POST,
-        "/rest/v1/posts?select=title,published",
-        json!([{"title": "T", "published": true}, {"title": "F", "published": false}]),
-        "return=representation",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::POST,
+            "/rest/v1/posts?select=title,published",
+            json!([{"title": "T", "published": true}, {"title": "F", "published": false}]),
+            "return=representation",
+        )
+        .await;
     assert_eq!(
         expect_json(res, 201).await,
         json!([{"title": "T", "published": true}, {"title": "F", "published": false}])
     );
-    let v = rows(
-        &s,
-        "posts",
-        &[
-            ("select", "title"),
-            ("published", "is.true"),
-            ("title", "in.(T,F)"),
-        ],
-    )
-    .await;
+    let v = s
+        .rows(
+            "posts",
+            &[
+                ("select", "title"),
+                ("published", "is.true"),
+                ("title", "in.(T,F)"),
+            ],
+        )
+        .await;
     assert_eq!(v, json!([{"title": "T"}]));
-    let v = rows(
-        &s,
-        "posts",
-        &[
-            ("select", "title"),
-            ("published", "eq.false"),
-            ("title", "in.(T,F)"),
-        ],
-    )
-    .await;
+    let v = s
+        .rows(
+            "posts",
+            &[
+                ("select", "title"),
+                ("published", "eq.false"),
+                ("title", "in.(T,F)"),
+            ],
+        )
+        .await;
     assert_eq!(v, json!([{"title": "F"}]));
     // Stored as 1/0 in SQLite.
     let conn = rusqlite::Connection::open(s.db_path()).unwrap();
@@ -831,19 +819,19 @@ async fn booleans_in_and_out() {
 async fn json_is_stored_and_returned_as_json() {
     let s = start();
     let meta = json!({"x": [1, 2, {"y": null}], "s": "str", "b": false, "f": 1.5});
-    let res = send(
-        &s,
-        Method::POST,
-        "/rest/v1/posts?select=id,meta",
-        json!([
-            {"title": "J", "meta": meta},
-            {"title": "S", "meta": "just text"},
-            {"title": "N", "meta": 42},
-            {"title": "A", "meta": [1, "two"]},
-        ]),
-        "return=representation",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::POST,
+            "/rest/v1/posts?select=id,meta",
+            json!([
+                {"title": "J", "meta": meta},
+                {"title": "S", "meta": "just text"},
+                {"title": "N", "meta": 42},
+                {"title": "A", "meta": [1, "two"]},
+            ]),
+            "return=representation",
+        )
+        .await;
     assert_eq!(
         expect_json(res, 201).await,
         json!([
@@ -854,32 +842,29 @@ async fn json_is_stored_and_returned_as_json() {
         ])
     );
     // JSON paths and containment work on what was written.
-    let v = rows(
-        &s,
-        "posts",
-        &[
-            ("select", "id,y:meta->x->2->y,s:meta->>s"),
-            ("meta->>s", "eq.str"),
-        ],
-    )
-    .await;
+    let v = s
+        .rows(
+            "posts",
+            &[
+                ("select", "id,y:meta->x->2->y,s:meta->>s"),
+                ("meta->>s", "eq.str"),
+            ],
+        )
+        .await;
     assert_eq!(v, json!([{"id": 6, "y": null, "s": "str"}]));
-    let v = rows(
-        &s,
-        "posts",
-        &[("select", "id"), ("meta", "cs.{\"b\":false}")],
-    )
-    .await;
+    let v = s
+        .rows("posts", &[("select", "id"), ("meta", "cs.{\"b\":false}")])
+        .await;
     assert_eq!(v, json!([{"id": 6}]));
     // PATCH replaces the document.
-    let res = send(
-        &s,
-        Method::PATCH,
-        "/rest/v1/posts?id=eq.6&select=meta",
-        json!({"meta": {"replaced": true}}),
-        "return=representation",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::PATCH,
+            "/rest/v1/posts?id=eq.6&select=meta",
+            json!({"meta": {"replaced": true}}),
+            "return=representation",
+        )
+        .await;
     assert_eq!(
         expect_json(res, 200).await,
         json!([{"meta": {"replaced": true}}])
@@ -889,17 +874,17 @@ async fn json_is_stored_and_returned_as_json() {
 #[tokio::test]
 async fn blobs_are_hex_and_reals_are_numbers() {
     let s = start();
-    let res = send(
-        &s,
-        Method::POST,
-        "/rest/v1/posts?select=id,data,score",
-        json!([
-            {"title": "B", "data": "\\x0102ff", "score": 2.5},
-            {"title": "C", "data": null, "score": 3},
-        ]),
-        "return=representation",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::POST,
+            "/rest/v1/posts?select=id,data,score",
+            json!([
+                {"title": "B", "data": "\\x0102ff", "score": 2.5},
+                {"title": "C", "data": null, "score": 3},
+            ]),
+            "return=representation",
+        )
+        .await;
     let v = expect_json(res, 201).await;
     assert_eq!(v[0], json!({"id": 6, "data": "\\x0102ff", "score": 2.5}));
     assert_eq!(v[1]["data"], Value::Null);
@@ -914,22 +899,22 @@ async fn blobs_are_hex_and_reals_are_numbers() {
     assert_eq!(blob, [1, 2, 255]);
     assert_eq!(score, 2.5);
     // A seeded blob and a filter by blob value.
-    let v = rows(
-        &s,
-        "posts",
-        &[("select", "id,data"), ("data", "eq.\\xdeadbeef")],
-    )
-    .await;
+    let v = s
+        .rows(
+            "posts",
+            &[("select", "id,data"), ("data", "eq.\\xdeadbeef")],
+        )
+        .await;
     assert_eq!(v, json!([{"id": 1, "data": "\\xdeadbeef"}]));
     // Numbers given as strings are accepted for numeric columns.
-    let res = send(
-        &s,
-        Method::PATCH,
-        "/rest/v1/posts?id=eq.6&select=score,author_id",
-        json!({"score": "0.25", "author_id": "3"}),
-        "return=representation",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::PATCH,
+            "/rest/v1/posts?id=eq.6&select=score,author_id",
+            json!({"score": "0.25", "author_id": "3"}),
+            "return=representation",
+        )
+        .await;
     assert_eq!(
         expect_json(res, 200).await,
         json!([{"score": 0.25, "author_id": 3}])
@@ -950,14 +935,14 @@ async fn reals_round_trip_exactly() {
         .enumerate()
         .map(|(i, v)| json!({"title": format!("r{i}"), "score": v}))
         .collect();
-    let res = send(
-        &s,
-        Method::POST,
-        "/rest/v1/posts?select=score",
-        Value::Array(body),
-        "return=representation",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::POST,
+            "/rest/v1/posts?select=score",
+            Value::Array(body),
+            "return=representation",
+        )
+        .await;
     let v = expect_json(res, 201).await;
     // Stored exactly...
     let conn = rusqlite::Connection::open(s.db_path()).unwrap();
@@ -977,12 +962,12 @@ async fn reals_round_trip_exactly() {
         .map(|r| r["score"].as_f64().unwrap())
         .collect();
     assert_eq!(answered, values);
-    let read = rows(
-        &s,
-        "posts",
-        &[("select", "score"), ("id", "gt.5"), ("order", "id")],
-    )
-    .await;
+    let read = s
+        .rows(
+            "posts",
+            &[("select", "score"), ("id", "gt.5"), ("order", "id")],
+        )
+        .await;
     assert_eq!(read, v);
 }
 
@@ -991,14 +976,14 @@ async fn big_integers_and_unicode_round_trip() {
     let s = start();
     let big: i64 = 9_007_199_254_740_993; // not representable as an f64
     let title = "Élan — 東京 🚀 \"quoted\" \\ back";
-    let res = send(
-        &s,
-        Method::POST,
-        "/rest/v1/posts?select=id,title",
-        json!({"id": big, "title": title}),
-        "return=representation",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::POST,
+            "/rest/v1/posts?select=id,title",
+            json!({"id": big, "title": title}),
+            "return=representation",
+        )
+        .await;
     assert_eq!(
         header(&res, "location").as_deref(),
         Some("/posts?id=eq.9007199254740993")
@@ -1007,29 +992,31 @@ async fn big_integers_and_unicode_round_trip() {
         expect_json(res, 201).await,
         json!([{"id": big, "title": title}])
     );
-    let v = rows(
-        &s,
-        "posts",
-        &[("select", "id,title"), ("id", "eq.9007199254740993")],
-    )
-    .await;
+    let v = s
+        .rows(
+            "posts",
+            &[("select", "id,title"), ("id", "eq.9007199254740993")],
+        )
+        .await;
     assert_eq!(v, json!([{"id": big, "title": title}]));
     // Case-insensitive matching beyond ASCII.
-    let v = rows(&s, "posts", &[("select", "id"), ("title", "ilike.élan*")]).await;
+    let v = s
+        .rows("posts", &[("select", "id"), ("title", "ilike.élan*")])
+        .await;
     assert_eq!(v, json!([{"id": big}]));
 }
 
 #[tokio::test]
 async fn max_affected_without_strict_is_ignored() {
     let s = start();
-    let res = send(
-        &s,
-        Method::PATCH,
-        "/rest/v1/posts?published=is.false&select=id",
-        json!({"score": 8}),
-        "return=representation, max-affected=1",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::PATCH,
+            "/rest/v1/posts?published=is.false&select=id",
+            json!({"score": 8}),
+            "return=representation, max-affected=1",
+        )
+        .await;
     assert_eq!(
         sorted_by_id(expect_json(res, 200).await),
         [json!({"id": 2}), json!({"id": 4})]
@@ -1039,22 +1026,20 @@ async fn max_affected_without_strict_is_ignored() {
 #[tokio::test]
 async fn composite_primary_key_location_and_upsert() {
     let s = start();
-    let res = send(
-        &s,
-        Method::POST,
-        "/rest/v1/votes",
-        json!({"post_id": 1, "voter": "ann", "up": true}),
-        "",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::POST,
+            "/rest/v1/votes",
+            json!({"post_id": 1, "voter": "ann", "up": true}),
+            "",
+        )
+        .await;
     assert_eq!(
         header(&res, "location").as_deref(),
         Some("/votes?post_id=eq.1&voter=eq.ann")
     );
     expect_empty(res, 201).await;
-    let res = send(
-        &s,
-        Method::POST,
+    let res = s.send(Method::POST,
         "/rest/v1/votes?on_conflict=post_id,voter",
         json!([{"post_id": 1, "voter": "ann", "up": false}, {"post_id": 2, "voter": "ann", "up": true}]),
         "resolution=merge-duplicates, return=representation",
@@ -1067,20 +1052,20 @@ async fn composite_primary_key_location_and_upsert() {
             {"post_id": 2, "voter": "ann", "up": true},
         ])
     );
-    let res = send(
-        &s,
-        Method::DELETE,
-        "/rest/v1/votes?post_id=eq.1&voter=eq.ann",
-        Value::Null,
-        "return=representation",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::DELETE,
+            "/rest/v1/votes?post_id=eq.1&voter=eq.ann",
+            Value::Null,
+            "return=representation",
+        )
+        .await;
     assert_eq!(
         expect_json(res, 200).await,
         json!([{"post_id": 1, "voter": "ann", "up": false}])
     );
     assert_eq!(
-        rows(&s, "votes", &[]).await,
+        s.rows("votes", &[]).await,
         json!([{"post_id": 2, "voter": "ann", "up": true}])
     );
 }
@@ -1088,22 +1073,20 @@ async fn composite_primary_key_location_and_upsert() {
 #[tokio::test]
 async fn without_rowid_tables_are_writable() {
     let s = start();
-    let res = send(
-        &s,
-        Method::POST,
-        "/rest/v1/settings",
-        json!({"scope": "app", "k": "theme", "v": "dark"}),
-        "",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::POST,
+            "/rest/v1/settings",
+            json!({"scope": "app", "k": "theme", "v": "dark"}),
+            "",
+        )
+        .await;
     assert_eq!(
         header(&res, "location").as_deref(),
         Some("/settings?scope=eq.app&k=eq.theme")
     );
     expect_empty(res, 201).await;
-    let res = send(
-        &s,
-        Method::POST,
+    let res = s.send(Method::POST,
         "/rest/v1/settings",
         json!([{"scope": "app", "k": "lang", "v": "en"}, {"scope": "user", "k": "theme", "v": "light"}]),
         "return=representation",
@@ -1116,14 +1099,14 @@ async fn without_rowid_tables_are_writable() {
             {"scope": "user", "k": "theme", "v": "light"},
         ])
     );
-    let res = send(
-        &s,
-        Method::PATCH,
-        "/rest/v1/settings?k=eq.theme&select=scope,v",
-        json!({"v": "blue"}),
-        "return=representation",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::PATCH,
+            "/rest/v1/settings?k=eq.theme&select=scope,v",
+            json!({"v": "blue"}),
+            "return=representation",
+        )
+        .await;
     let mut v = expect_json(res, 200).await.as_array().unwrap().clone();
     v.sort_by(|a, b| a["scope"].as_str().cmp(&b["scope"].as_str()));
     assert_eq!(
@@ -1133,29 +1116,29 @@ async fn without_rowid_tables_are_writable() {
             json!({"scope": "user", "v": "blue"})
         ]
     );
-    let res = send(
-        &s,
-        Method::POST,
-        "/rest/v1/settings",
-        json!({"scope": "app", "k": "lang", "v": "fr"}),
-        "resolution=merge-duplicates, return=representation",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::POST,
+            "/rest/v1/settings",
+            json!({"scope": "app", "k": "lang", "v": "fr"}),
+            "resolution=merge-duplicates, return=representation",
+        )
+        .await;
     assert_eq!(
         expect_json(res, 201).await,
         json!([{"scope": "app", "k": "lang", "v": "fr"}])
     );
-    let res = send(
-        &s,
-        Method::DELETE,
-        "/rest/v1/settings?scope=eq.app",
-        Value::Null,
-        "return=representation",
-    )
-    .await;
+    let res = s
+        .send(
+            Method::DELETE,
+            "/rest/v1/settings?scope=eq.app",
+            Value::Null,
+            "return=representation",
+        )
+        .await;
     assert_eq!(expect_json(res, 200).await.as_array().unwrap().len(), 2);
     assert_eq!(
-        rows(&s, "settings", &[]).await,
+        s.rows("settings", &[]).await,
         json!([{"scope": "user", "k": "theme", "v": "blue"}])
     );
 }

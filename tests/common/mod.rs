@@ -155,6 +155,21 @@ impl Server {
         r.send().await.expect("send")
     }
 
+    /// A request with a JSON body and an optional `Prefer` header, as service_role.
+    pub async fn send(&self, method: Method, path: &str, body: Value, prefer: &str) -> Response {
+        let mut r = self.req(method, path).json(&body);
+        if !prefer.is_empty() {
+            r = r.header("prefer", prefer);
+        }
+        r.send().await.expect("send")
+    }
+
+    /// GET `/rest/v1/{table}?{params}` as service_role, expecting 200 and JSON.
+    pub async fn rows(&self, table: &str, params: &[(&str, &str)]) -> Value {
+        self.get_json(&format!("/rest/v1/{table}?{}", qs(params)), 200)
+            .await
+    }
+
     /// Stop with SIGKILL.
     pub fn kill(mut self) -> TempDir {
         let _ = self.child.kill();
@@ -194,6 +209,13 @@ pub async fn expect_error(res: Response, status: u16, code: &str) -> Value {
         assert!(body.get(k).is_some(), "missing {k} in {body}");
     }
     body
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Form-encode a query string from pairs.
