@@ -7,21 +7,8 @@ use common::*;
 use reqwest::{Method, Response};
 use serde_json::{json, Value};
 
+/// Tables and rows beyond `common::BLOG_TABLES`.
 const SCHEMA: &str = r#"
-CREATE TABLE authors (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, bio TEXT);
-CREATE TABLE posts (
-    id INTEGER PRIMARY KEY,
-    title TEXT NOT NULL,
-    published BOOLEAN NOT NULL DEFAULT 0,
-    meta JSON,
-    author_id INTEGER REFERENCES authors(id),
-    score REAL,
-    data BLOB,
-    created_at TEXT DEFAULT (now()),
-    uid TEXT DEFAULT (gen_random_uuid()),
-    CHECK (length(title) > 0)
-);
-CREATE TABLE comments (id INTEGER PRIMARY KEY, post_id INTEGER NOT NULL REFERENCES posts(id), body TEXT);
 CREATE TABLE reviews (
     id INTEGER PRIMARY KEY,
     writer_id INTEGER REFERENCES authors(id),
@@ -41,7 +28,7 @@ INSERT INTO reviews (id, writer_id, reviewer_id, note) VALUES (1, 1, 2, 'ok');
 "#;
 
 fn start() -> Server {
-    Server::start(&[("001_blog.sql", SCHEMA)])
+    Server::start(&[("001_blog.sql", BLOG_TABLES), ("002_extra.sql", SCHEMA)])
 }
 
 /// GET `/rest/v1/{path_and_query}` with the service key.

@@ -7,21 +7,8 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 /// The schema every test here reads from (see the seed rows for the expected answers).
+/// Tables and rows beyond `common::BLOG_TABLES`.
 const SCHEMA: &str = r#"
-CREATE TABLE authors (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, bio TEXT);
-CREATE TABLE posts (
-    id INTEGER PRIMARY KEY,
-    title TEXT NOT NULL,
-    published BOOLEAN NOT NULL DEFAULT 0,
-    meta JSON,
-    author_id INTEGER REFERENCES authors(id),
-    score REAL,
-    data BLOB,
-    created_at TEXT DEFAULT (now()),
-    uid TEXT DEFAULT (gen_random_uuid()),
-    CHECK (length(title) > 0)
-);
-CREATE TABLE comments (id INTEGER PRIMARY KEY, post_id INTEGER NOT NULL REFERENCES posts(id), body TEXT);
 CREATE TABLE tags (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 CREATE TABLE post_tags (
     post_id INTEGER NOT NULL REFERENCES posts(id),
@@ -52,7 +39,7 @@ INSERT INTO "odd names" ("the id", "first name", "a.b") VALUES (1, 'x', 'dot'), 
 "#;
 
 fn start() -> Server {
-    Server::start(&[("001_blog.sql", SCHEMA)])
+    Server::start(&[("001_blog.sql", BLOG_TABLES), ("002_extra.sql", SCHEMA)])
 }
 
 /// The `id`s of the posts a set of filters selects, in id order.

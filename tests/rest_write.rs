@@ -7,21 +7,8 @@ use common::*;
 use reqwest::{Method, Response};
 use serde_json::{json, Value};
 
+/// Tables and rows beyond `common::BLOG_TABLES`.
 const SCHEMA: &str = r#"
-CREATE TABLE authors (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, bio TEXT);
-CREATE TABLE posts (
-    id INTEGER PRIMARY KEY,
-    title TEXT NOT NULL,
-    published BOOLEAN NOT NULL DEFAULT 0,
-    meta JSON,
-    author_id INTEGER REFERENCES authors(id),
-    score REAL,
-    data BLOB,
-    created_at TEXT DEFAULT (now()),
-    uid TEXT DEFAULT (gen_random_uuid()),
-    CHECK (length(title) > 0)
-);
-CREATE TABLE comments (id INTEGER PRIMARY KEY, post_id INTEGER NOT NULL REFERENCES posts(id), body TEXT);
 CREATE TABLE settings (scope TEXT NOT NULL, k TEXT NOT NULL, v TEXT, PRIMARY KEY (scope, k)) WITHOUT ROWID;
 CREATE TABLE votes (post_id INTEGER NOT NULL REFERENCES posts(id), voter TEXT NOT NULL, up BOOLEAN, PRIMARY KEY (post_id, voter));
 
@@ -36,7 +23,7 @@ INSERT INTO comments (id, post_id, body) VALUES (1, 1, 'first!'), (2, 1, 'nice p
 "#;
 
 fn start() -> Server {
-    Server::start(&[("001_blog.sql", SCHEMA)])
+    Server::start(&[("001_blog.sql", BLOG_TABLES), ("002_extra.sql", SCHEMA)])
 }
 
 /// `select=id,title&order=id` over posts: the whole table's titles.

@@ -6,65 +6,9 @@
 
 mod common;
 use common::*;
-use reqwest::{Method, RequestBuilder, Response};
+use reqwest::{Method, Response};
 use serde_json::{json, Value};
 use std::sync::Arc;
-
-const USER_A: &str = "aaaaaaaa-0000-4000-8000-00000000000a";
-const USER_B: &str = "bbbbbbbb-0000-4000-8000-00000000000b";
-const USER_C: &str = "cccccccc-0000-4000-8000-00000000000c";
-
-/// Who sends a request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Who {
-    Anon,
-    A,
-    B,
-    C,
-    Service,
-}
-
-impl Who {
-    fn uid(self) -> Option<&'static str> {
-        match self {
-            Who::A => Some(USER_A),
-            Who::B => Some(USER_B),
-            Who::C => Some(USER_C),
-            Who::Anon | Who::Service => None,
-        }
-    }
-
-    fn email(self) -> &'static str {
-        match self {
-            Who::A => "a@x",
-            Who::B => "b@x",
-            _ => "c@x",
-        }
-    }
-}
-
-/// A request as `who`: the anon key as `apikey`, and the caller's token as bearer.
-fn as_who(s: &Server, who: Who, method: Method, path: &str) -> RequestBuilder {
-    let url = format!("/rest/v1/{path}");
-    match who {
-        Who::Service => s.req(method, &url),
-        Who::Anon => s
-            .bare(method, &url)
-            .header("apikey", &s.anon_key)
-            .header("authorization", format!("Bearer {}", s.anon_key)),
-        user => {
-            let token = mint(json!({
-                "role": "authenticated",
-                "sub": user.uid(),
-                "email": user.email(),
-                "exp": 4000000000i64,
-            }));
-            s.bare(method, &url)
-                .header("apikey", &s.anon_key)
-                .header("authorization", format!("Bearer {token}"))
-        }
-    }
-}
 
 /// Send a request as `who`, with an optional JSON body and `Prefer` header.
 async fn call(

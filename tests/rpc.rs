@@ -5,31 +5,9 @@
 
 mod common;
 use common::*;
-use reqwest::{Method, RequestBuilder, Response};
+use reqwest::{Method, Response};
 use serde_json::{json, Value};
 use std::sync::Arc;
-
-const USER_A: &str = "aaaaaaaa-0000-4000-8000-00000000000a";
-const USER_B: &str = "bbbbbbbb-0000-4000-8000-00000000000b";
-const USER_C: &str = "cccccccc-0000-4000-8000-00000000000c";
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Who {
-    Anon,
-    A,
-    B,
-    Service,
-}
-
-impl Who {
-    fn uid(self) -> Option<&'static str> {
-        match self {
-            Who::A => Some(USER_A),
-            Who::B => Some(USER_B),
-            Who::Anon | Who::Service => None,
-        }
-    }
-}
 
 const SCHEMA: &str = r#"
 CREATE TABLE todos (
@@ -120,29 +98,6 @@ fn start() -> Server {
         .replace("USER_B", USER_B)
         .replace("USER_C", USER_C);
     Server::start(&[("001_rpc.sql", &sql)])
-}
-
-fn as_who(s: &Server, who: Who, method: Method, path: &str) -> RequestBuilder {
-    let url = format!("/rest/v1/{path}");
-    match who {
-        Who::Service => s.req(method, &url),
-        Who::Anon => s
-            .bare(method, &url)
-            .header("apikey", &s.anon_key)
-            .header("authorization", format!("Bearer {}", s.anon_key)),
-        user => {
-            let email = if user == Who::A { "a@x" } else { "b@x" };
-            let token = mint(json!({
-                "role": "authenticated",
-                "sub": user.uid(),
-                "email": email,
-                "exp": 4000000000i64,
-            }));
-            s.bare(method, &url)
-                .header("apikey", &s.anon_key)
-                .header("authorization", format!("Bearer {token}"))
-        }
-    }
 }
 
 /// POST `/rest/v1/rpc/{name}{query}` as `who` with JSON arguments.
@@ -792,6 +747,7 @@ async fn interleaved_calls_see_only_the_callers_rows() {
             let (count, mine): (i64, Vec<i64>) = match who {
                 Who::A => (3, vec![1, 2, 3]),
                 Who::B => (2, vec![4, 5]),
+                Who::C => (1, vec![6]),
                 Who::Anon => (0, vec![]),
                 Who::Service => (6, vec![1, 2, 3, 4, 5, 6]),
             };

@@ -13,6 +13,25 @@ use std::time::Duration;
 /// The JWT secret every test server uses, so tests can mint their own tokens.
 pub const SECRET: &str = "outpost-test-secret-0123456789abcdef0123456789";
 
+/// The blog tables the data-API tests share (`authors`, `posts`, `comments`); each test file adds
+/// its own tables and rows in a second migration.
+pub const BLOG_TABLES: &str = r#"
+CREATE TABLE authors (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, bio TEXT);
+CREATE TABLE posts (
+    id INTEGER PRIMARY KEY,
+    title TEXT NOT NULL,
+    published BOOLEAN NOT NULL DEFAULT 0,
+    meta JSON,
+    author_id INTEGER REFERENCES authors(id),
+    score REAL,
+    data BLOB,
+    created_at TEXT DEFAULT (now()),
+    uid TEXT DEFAULT (gen_random_uuid()),
+    CHECK (length(title) > 0)
+);
+CREATE TABLE comments (id INTEGER PRIMARY KEY, post_id INTEGER NOT NULL REFERENCES posts(id), body TEXT);
+"#;
+
 /// A fresh temporary directory, removed on drop.
 pub struct TempDir(pub PathBuf, bool);
 
@@ -216,6 +235,63 @@ pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Users the row-level security tests act as.
+pub const USER_A: &str = "aaaaaaaa-0000-4000-8000-00000000000a";
+pub const USER_B: &str = "bbbbbbbb-0000-4000-8000-00000000000b";
+pub const USER_C: &str = "cccccccc-0000-4000-8000-00000000000c";
+
+/// Who sends a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Who {
+    Anon,
+    A,
+    B,
+    C,
+    Service,
+}
+
+impl Who {
+    pub fn uid(self) -> Option<&'static str> {
+        match self {
+            Who::A => Some(USER_A),
+            Who::B => Some(USER_B),
+            Who::C => Some(USER_C),
+            Who::Anon | Who::Service => None,
+        }
+    }
+
+    pub fn email(self) -> &'static str {
+        match self {
+            Who::A => "a@x",
+            Who::B => "b@x",
+            _ => "c@x",
+        }
+    }
+}
+
+/// A request as `who`: the anon key as `apikey`, and the caller's token as bearer.
+pub fn as_who(s: &Server, who: Who, method: Method, path: &str) -> RequestBuilder {
+    let url = format!("/rest/v1/{path}");
+    match who {
+        Who::Service => s.req(method, &url),
+        Who::Anon => s
+            .bare(method, &url)
+            .header("apikey", &s.anon_key)
+            .header("authorization", format!("Bearer {}", s.anon_key)),
+        user => {
+            let token = mint(json!({
+                "role": "authenticated",
+                "sub": user.uid(),
+                "email": user.email(),
+                "exp": 4000000000i64,
+            }));
+            s.bare(method, &url)
+                .header("apikey", &s.anon_key)
+                .header("authorization", format!("Bearer {token}"))
+        }
+    }
 }
 
 /// Form-encode a query string from pairs.
