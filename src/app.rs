@@ -1,5 +1,6 @@
 //! Wiring: the shared state and the one router every service mounts into.
 
+use crate::auth::{self, AuthService};
 use crate::config::Config;
 use crate::db::Db;
 use crate::http;
@@ -17,6 +18,7 @@ pub struct Services {
     pub db: Db,
     pub verifier: Verifier,
     pub keys: ProjectKeys,
+    pub auth: AuthService,
     pub config: Config,
 }
 
@@ -43,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         // supabase-js asks for the OpenAPI document at `/rest/v1/`; nesting only serves `/rest/v1`.
         .route("/rest/v1/", any(rest::handle_root))
         .nest("/rest/v1", rest::router())
+        .nest("/auth/v1", auth::router())
         .with_state(state)
         .layer(cors)
         .layer(middleware::from_fn(http::log::requests))

@@ -1,7 +1,7 @@
 //! The command-line contract from DESIGN.md: `serve`, `keys`, `migrate`, `restore`, `admin`, `version`.
 
 use crate::config::Config;
-use crate::{db, keys, server};
+use crate::{admin, db, keys, server};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -133,6 +133,8 @@ pub enum CliError {
     Keys(#[from] keys::KeyError),
     #[error("{0}")]
     Server(#[from] server::ServerError),
+    #[error("{0}")]
+    Admin(#[from] admin::accounts::AdminError),
     #[error("{0} is not yet available in this version of Outpost")]
     NotYetAvailable(&'static str),
 }
@@ -184,7 +186,18 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Restore(_) => Err(CliError::NotYetAvailable("outpost restore")),
-        Command::Admin { .. } => Err(CliError::NotYetAvailable("outpost admin")),
+        Command::Admin {
+            command:
+                AdminCommand::Create {
+                    email,
+                    password,
+                    data,
+                },
+        } => {
+            let email = admin::accounts::create(&data.data_dir.join("data.db"), &email, &password)?;
+            println!("Created admin account {email}.");
+            Ok(())
+        }
         Command::Version => {
             println!("outpost {}", env!("CARGO_PKG_VERSION"));
             Ok(())

@@ -1,6 +1,8 @@
 //! Outpost: a Supabase-compatible backend in one binary over one SQLite database.
 
+pub mod admin;
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod db;

@@ -1,6 +1,8 @@
 //! `outpost serve`: open the database, bind, serve until SIGTERM/SIGINT, then shut down cleanly.
 
 use crate::app::{self, AppState, Services};
+use crate::auth::config::AuthConfig;
+use crate::auth::AuthService;
 use crate::config::Config;
 use crate::db::{Db, DbError};
 use crate::http::logbuf::BufferedStderr;
@@ -24,6 +26,8 @@ pub enum ServerError {
     },
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    #[error("configuration: {0}")]
+    Config(String),
 }
 
 /// Run the server until a shutdown signal.
@@ -77,10 +81,14 @@ async fn run(config: Config) -> Result<(), ServerError> {
             source,
         })?;
     let addr = listener.local_addr()?;
+    let auth_config =
+        AuthConfig::from_env(&addr.to_string()).map_err(|e| ServerError::Config(e.to_string()))?;
+    let auth = AuthService::new(auth_config, &secret).map_err(ServerError::Config)?;
     let state = AppState::new(Services {
         db: db.clone(),
         verifier: Verifier::new(&secret),
         keys: project_keys.clone(),
+        auth,
         config,
     });
 
@@ -95,9 +103,12 @@ async fn run(config: Config) -> Result<(), ServerError> {
 
     let checkpointer = tokio::spawn(checkpoint_loop(db.clone()));
     let app = app::router(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
     tracing::info!("draining done; closing the database");
     checkpointer.abort();
     drop(db);

@@ -17,6 +17,10 @@ const SYSTEM: &[(&str, &str)] = &[
         "0002_policies.sql",
         include_str!("../../migrations/0002_policies.sql"),
     ),
+    (
+        "0003_auth.sql",
+        include_str!("../../migrations/0003_auth.sql"),
+    ),
 ];
 
 /// Open the database at `path`, apply pending migrations, and return the user files applied.
