@@ -16,8 +16,8 @@ CREATE TABLE IF NOT EXISTS _outpost_auth_users (
     -- Bit 1: the current address confirmed the change; bit 2: the new one did.
     email_change_confirm INTEGER NOT NULL DEFAULT 0,
     last_sign_in_at      TEXT,
-    app_metadata         TEXT NOT NULL DEFAULT '{}',
-    user_metadata        TEXT NOT NULL DEFAULT '{}',
+    raw_app_meta_data    TEXT NOT NULL DEFAULT '{}',
+    raw_user_meta_data   TEXT NOT NULL DEFAULT '{}',
     is_anonymous         INTEGER NOT NULL DEFAULT 0,
     banned_until         TEXT,
     created_at           TEXT NOT NULL DEFAULT (now()),

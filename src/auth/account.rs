@@ -143,7 +143,7 @@ pub async fn signup(
                 }
                 // Not yet confirmed: the new password wins and the confirmation is sent again.
                 users::set(conn, &existing.id, "encrypted_password", Some(&hash))?;
-                users::set_metadata(conn, &existing.id, "user_metadata", &metadata)?;
+                users::set_metadata(conn, &existing.id, "raw_user_meta_data", &metadata)?;
                 let flow = pkce
                     .as_ref()
                     .map(|p| otp::new_flow_state(conn, Some(&existing.id), p, "email/signup"))
@@ -515,7 +515,7 @@ pub async fn update_user(
                         meta.insert(k, v);
                     }
                 }
-                users::set_metadata(conn, &user.id, "user_metadata", &meta)?;
+                users::set_metadata(conn, &user.id, "raw_user_meta_data", &meta)?;
             }
             if let Some(hash) = new_hash {
                 users::set(conn, &user.id, "encrypted_password", Some(&hash))?;

@@ -292,12 +292,12 @@ pub async fn update(
             if let Some(meta) = body.user_metadata {
                 let mut merged = user.user_metadata.clone();
                 merged.extend(meta);
-                users::set_metadata(conn, &id, "user_metadata", &merged)?;
+                users::set_metadata(conn, &id, "raw_user_meta_data", &merged)?;
             }
             if let Some(meta) = body.app_metadata {
                 let mut merged = user.app_metadata.clone();
                 merged.extend(meta);
-                users::set_metadata(conn, &id, "app_metadata", &merged)?;
+                users::set_metadata(conn, &id, "raw_app_meta_data", &merged)?;
             }
             if let Some(until) = ban {
                 users::set(conn, &id, "banned_until", until.as_deref())?;

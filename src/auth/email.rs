@@ -437,7 +437,7 @@ fn apply_email(conn: &Connection, user: &User, new_email: &str) -> AuthResult<()
         if user.is_anonymous {
             let mut app = user.app_metadata.clone();
             app.insert("provider".into(), json!("email"));
-            users::set_metadata(conn, &user.id, "app_metadata", &app)?;
+            users::set_metadata(conn, &user.id, "raw_app_meta_data", &app)?;
         }
     }
     Ok(())

@@ -34,7 +34,7 @@ pub struct User {
 
 const COLUMNS: &str = "id, aud, role, email, phone, encrypted_password, email_confirmed_at, \
     phone_confirmed_at, invited_at, confirmation_sent_at, recovery_sent_at, email_change, \
-    email_change_sent_at, email_change_confirm, last_sign_in_at, app_metadata, user_metadata, \
+    email_change_sent_at, email_change_confirm, last_sign_in_at, raw_app_meta_data, raw_user_meta_data, \
     is_anonymous, banned_until, created_at, updated_at, deleted_at";
 
 fn object(text: String) -> Map<String, Value> {
@@ -132,7 +132,7 @@ pub fn insert(conn: &Connection, new: NewUser) -> rusqlite::Result<User> {
     app.insert("providers".into(), json!([new.provider]));
     conn.prepare_cached(
         "INSERT INTO _outpost_auth_users (id, role, email, phone, encrypted_password, \
-         email_confirmed_at, invited_at, app_metadata, user_metadata, is_anonymous, created_at, \
+         email_confirmed_at, invited_at, raw_app_meta_data, raw_user_meta_data, is_anonymous, created_at, \
          updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
     )?
     .execute(params![
@@ -198,7 +198,7 @@ pub fn insert_identity(
     ])?;
     // Keep app_metadata.providers in step with the identities.
     conn.prepare_cached(
-        "UPDATE _outpost_auth_users SET app_metadata = json_set(app_metadata, '$.providers', \
+        "UPDATE _outpost_auth_users SET raw_app_meta_data = json_set(raw_app_meta_data, '$.providers', \
          (SELECT json_group_array(provider) FROM (SELECT DISTINCT provider FROM \
          _outpost_auth_identities WHERE user_id = ?1 ORDER BY created_at))) WHERE id = ?1",
     )?

@@ -339,6 +339,9 @@ fn load_table(
             fk.ref_columns.push(to.unwrap_or_default());
         }
     }
+    // References into Outpost's own tables (`auth.users`) hold, but are no relationship the
+    // data API can embed.
+    foreign_keys.retain(|fk| !is_system_table(&fk.ref_table));
     for fk in &mut foreign_keys {
         fk.name = format!("{}_{}_fkey", name, fk.columns.join("_"));
         // A foreign key naming no columns refers to the parent's primary key.

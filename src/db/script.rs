@@ -234,6 +234,12 @@ pub fn rewrite_auth(sql: &str) -> String {
                     i += 5;
                     continue;
                 }
+                // Supabase schemas reference and trigger on `auth.users`; it is Outpost's table.
+                if f == "users" && toks.get(i + 3) != Some(&Token::Punct('(')) {
+                    out.push_str("_outpost_auth_users");
+                    i += 3;
+                    continue;
+                }
             }
         }
         out.push_str(&toks[i].text());
@@ -477,6 +483,10 @@ mod tests {
         assert_eq!(
             rewrite_auth("user_id = auth.uid() AND 'auth.uid()' = x AND auth.jwt() ->> 'email' = auth.email()"),
             "user_id = (auth_uid()) AND 'auth.uid()' = x AND (auth_jwt()) ->> 'email' = (auth_email())"
+        );
+        assert_eq!(
+            rewrite_auth("id TEXT REFERENCES auth.users (id), 'auth.users'"),
+            "id TEXT REFERENCES _outpost_auth_users (id), 'auth.users'"
         );
     }
 

@@ -41,7 +41,11 @@ export function extractLinks(text = '', html = '') {
 
 /** The 6-digit code in a mail's text (URLs and tags removed first), or null. */
 export function extractCode(text = '', html = '') {
-  const scrub = (s) => decodeEntities(s.replace(/<[^>]*>/g, ' ')).replace(/https?:\/\/\S+/gi, ' ');
+  // drop tags, URLs and e-mail addresses (which may hold digits) before looking for the code
+  const scrub = (s) =>
+    decodeEntities(s.replace(/<[^>]*>/g, ' '))
+      .replace(/https?:\/\/\S+/gi, ' ')
+      .replace(/[^\s<>"']+@[^\s<>"']+/g, ' ');
   for (const body of [text, html]) {
     const m = /(?<![0-9A-Za-z])(\d{6})(?![0-9A-Za-z])/.exec(scrub(body || ''));
     if (m) return m[1];

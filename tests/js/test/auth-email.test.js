@@ -49,7 +49,7 @@ after(async () => {
 
 let seq = 0;
 /** A fresh, lower-case address per call. */
-const newEmail = (tag) => `${tag}-${process.pid}-${++seq}-${randomBytes(3).toString('hex')}@example.com`;
+const newEmail = (tag) => `${tag}-${++seq}-${randomBytes(4).toString('hex')}@example.com`;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function show(res) {
