@@ -294,7 +294,9 @@ class Outpost(Server):
         mig = self.dir / "migrations"
         mig.mkdir()
         (mig / "001_bench.sql").write_text(OUTPOST_SCHEMA)
-        env = dict(os.environ, OUTPOST_JWT_SECRET=JWT_SECRET)
+        # The auth workloads sign in from one address as one user: lift the rate limits.
+        unlimited = {f"OUTPOST_AUTH_RATE_LIMIT_{k}": "1000000000" for k in ("SIGNIN", "SIGNUP", "OTP", "VERIFY", "REFRESH")}
+        env = dict(os.environ, OUTPOST_JWT_SECRET=JWT_SECRET, **unlimited)
         self.proc = subprocess.Popen(
             prefix + [str(self.binary), "serve", "--http", "127.0.0.1:0", "--data-dir", str(self.dir / "data"), "--migrations-dir", str(mig)],
             stdout=subprocess.PIPE, stderr=open(self.dir / "server.log", "w"), text=True, env=env,
@@ -315,6 +317,14 @@ class Outpost(Server):
         self.ids = [r["id"] for r in ids]
         _, owned = http("GET", f"{self.url}/rest/v1/todos_owned?select=id&owner=eq.{self.user_id}", None, h)
         self.owned_ids = [r["id"] for r in owned]
+        http("POST", f"{self.url}/auth/v1/admin/users",
+             {"email": "user0@bench.local", "password": "benchpass123", "email_confirm": True}, h)
+        # Every in-flight refresh holds one session's newest refresh token (tokens rotate).
+        self.refresh_tokens = []
+        for _ in range(REFRESH_SESSIONS):
+            _, session = http("POST", f"{self.url}/auth/v1/token?grant_type=password",
+                              {"email": "user0@bench.local", "password": "benchpass123"}, {"apikey": self.anon})
+            self.refresh_tokens.append(session["refresh_token"])
 
     def requests_for(self, w: str) -> dict:
         anon = {"apikey": self.anon, "Authorization": f"Bearer {self.anon}"}
@@ -328,6 +338,10 @@ class Outpost(Server):
             "mixed_90_10": dict(method="MIXED", path="/rest/v1/todos?id=eq.{id}", headers=anon, body={"done": True}),
             "policy_read_by_id": dict(method="GET", path="/rest/v1/todos_owned?id=eq.{oid}", headers=user),
             "policy_insert": dict(method="POST", path="/rest/v1/todos_owned", headers=user, body={"title": "bench", "priority": 42}),
+            "auth_signin": dict(method="POST", path="/auth/v1/token?grant_type=password", headers={"apikey": self.anon},
+                                body={"email": "user0@bench.local", "password": "benchpass123"}),
+            "auth_refresh": dict(method="REFRESH", path="/auth/v1/token?grant_type=refresh_token",
+                                 headers={"apikey": self.anon}, tokens=self.refresh_tokens),
         }.get(w)
 
 
@@ -396,6 +410,10 @@ class PocketBase(Server):
             "policy_read_by_id": dict(method="GET", path="/api/collections/todos_owned/records/{oid}", headers=user),
             "policy_insert": dict(method="POST", path="/api/collections/todos_owned/records", headers=user,
                                   body={"title": "bench", "priority": 42, "owner": self.user_id}),
+            "auth_signin": dict(method="POST", path="/api/collections/users/auth-with-password",
+                                body={"identity": "user0@bench.local", "password": "benchpass123"}),
+            # PocketBase's tokens are stateless: one token can be refreshed again and again.
+            "auth_refresh": dict(method="POST", path="/api/collections/users/auth-refresh", headers=user),
         }.get(w)
 
 
@@ -449,8 +467,47 @@ WORKLOADS = [
     ("mixed_90_10", "90% reads by id, 10% updates"),
     ("policy_read_by_id", "read by id under a per-user policy, user token"),
     ("policy_insert", "insert under a per-user policy, user token"),
+    ("auth_signin", "password sign-in (Outpost: argon2id; PocketBase: bcrypt)"),
+    ("auth_refresh", "refresh a session (Outpost rotates the refresh token every time)"),
     ("static_json", "static JSON (reference only: the HTTP ceiling)"),
 ]
+
+REFRESH_SESSIONS = 160  # more than the highest concurrency level: one token per in-flight request
+
+# Refresh tokens rotate: each run continues from the tokens the previous run was handed last,
+# kept in a state file that `done` writes.
+REFRESH_LUA = r"""
+local state_file = "%(state)s"
+pool = {%(tokens)s}
+local saved = io.open(state_file, "r")
+if saved then
+  pool = {}
+  for line in saved:lines() do if #line > 0 then table.insert(pool, line) end end
+  saved:close()
+end
+local path = "%(path)s"
+local headers = {}
+%(headers)s
+headers["Content-Type"] = "application/json"
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function done(summary, latency, requests)
+  local out = io.open(state_file, "w")
+  for _, t in ipairs(threads) do
+    for _, token in ipairs(t:get("pool")) do out:write(token, "\n") end
+  end
+  out:close()
+end
+function request()
+  local token = table.remove(pool)
+  if token == nil then token = "exhausted" end
+  return wrk.format("POST", path, headers, '{"refresh_token":"' .. token .. '"}')
+end
+function response(status, hdrs, body)
+  local token = body and body:match('"refresh_token":"([^"]+)"')
+  if token then table.insert(pool, token) end
+end
+"""
 
 LUA = r"""
 local ids = {%(ids)s}
@@ -483,6 +540,12 @@ def lua_for(server: Server, spec: dict, path: Path) -> None:
         return ",".join(json.dumps(v) for v in values[:20000]) or '"0"'
 
     headers = "\n".join(f"headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in (spec.get("headers") or {}).items())
+    if spec["method"] == "REFRESH":
+        state = path.with_suffix(".tokens")
+        state.unlink(missing_ok=True)
+        path.write_text(REFRESH_LUA % {"tokens": lua_list(spec["tokens"]), "path": spec["path"], "headers": headers,
+                                       "state": str(state)})
+        return
     body = json.dumps(json.dumps(spec["body"])) if spec.get("body") is not None else "nil"
     path.write_text(LUA % {
         "ids": lua_list(server.ids), "oids": lua_list(server.owned_ids or server.ids), "method": spec["method"],

@@ -313,7 +313,7 @@ pub async fn token(
                 .write(Mode::Commit, None, move |conn| {
                     sessions::refresh(conn, &signer, &token)
                 })
-                .await?
+                .await??
                 .to_json()
         }
         Some("pkce") => {

@@ -184,7 +184,7 @@ pub async fn list(
     require_admin(&state, &headers)?;
     let number =
         |k: &str, default: i64| -> AuthResult<i64> {
-            match q.get(k) {
+            match q.get(k).filter(|v| !v.is_empty()) {
                 None => Ok(default),
                 Some(v) => v.parse::<i64>().ok().filter(|n| *n >= 1).ok_or_else(|| {
                     AuthError::validation(format!("Bad Pagination Parameters: {k}"))

@@ -92,6 +92,7 @@ pub fn delete_factor(conn: &Connection, user_id: &str, factor_id: &str) -> AuthR
     factor(conn, user_id, factor_id)?;
     conn.prepare_cached("DELETE FROM _outpost_auth_factors WHERE id = ?1")?
         .execute([factor_id])?;
+    sessions::downgrade_factor(conn, factor_id)?;
     Ok(json!({ "id": factor_id }))
 }
 

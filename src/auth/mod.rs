@@ -8,6 +8,7 @@ pub mod admin;
 pub mod config;
 pub mod email;
 pub mod error;
+pub mod hasher;
 pub mod mailer;
 pub mod mfa;
 pub mod oauth;
@@ -130,8 +131,12 @@ pub fn router() -> Router<AppState> {
         .fallback(not_found)
 }
 
-async fn not_found() -> AuthError {
-    AuthError::new(StatusCode::NOT_FOUND, "not_found", "Not found")
+async fn not_found(uri: axum::http::Uri) -> AuthError {
+    AuthError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("{} is not available on this server", uri.path()),
+    )
 }
 
 /// The client's address, as the rate limiter sees it.
@@ -312,9 +317,10 @@ pub fn normalize_email(email: &str) -> AuthResult<String> {
     Ok(email)
 }
 
-/// Run a password hash or check off the async workers: argon2 takes tens of milliseconds.
+/// Run a password hash or check off the async workers, on the hashing threads: argon2 takes
+/// tens of milliseconds and megabytes.
 pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> AuthResult<T> {
-    tokio::task::spawn_blocking(f)
+    hasher::run(f)
         .await
-        .map_err(AuthError::internal)
+        .ok_or_else(|| AuthError::internal("the password hashing threads have stopped"))
 }

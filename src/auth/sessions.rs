@@ -157,7 +157,10 @@ fn not_found() -> AuthError {
 /// Exchange a refresh token for a new pair. The used token is revoked; using it again within
 /// the reuse interval (a second tab refreshing at the same moment) gets a sibling token, later
 /// reuse is taken as theft and ends the whole session.
-pub fn refresh(conn: &Connection, signer: &Signer, token: &str) -> AuthResult<Issued> {
+///
+/// The inner error is a refusal whose changes (the ended session) must still commit; the outer
+/// one undoes everything.
+pub fn refresh(conn: &Connection, signer: &Signer, token: &str) -> AuthResult<AuthResult<Issued>> {
     let hash = sha256_hex(token);
     let row: Option<(String, Option<i64>, Option<String>)> = conn
         .prepare_cached(
@@ -167,7 +170,7 @@ pub fn refresh(conn: &Connection, signer: &Signer, token: &str) -> AuthResult<Is
         .query_row([&hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
     let Some((session_id, revoked_at, _parent)) = row else {
-        return Err(not_found());
+        return Ok(Err(not_found()));
     };
     let now = unix_now();
     if let Some(revoked_at) = revoked_at {
@@ -175,11 +178,11 @@ pub fn refresh(conn: &Connection, signer: &Signer, token: &str) -> AuthResult<Is
             conn.prepare_cached("DELETE FROM _outpost_auth_sessions WHERE id = ?1")?
                 .execute([&session_id])?;
             tracing::warn!(session = %session_id, "refresh token reused; session revoked");
-            return Err(AuthError::new(
+            return Ok(Err(AuthError::new(
                 StatusCode::BAD_REQUEST,
                 "refresh_token_already_used",
                 "Invalid Refresh Token: Already Used",
-            ));
+            )));
         }
     } else {
         conn.prepare_cached(
@@ -187,15 +190,19 @@ pub fn refresh(conn: &Connection, signer: &Signer, token: &str) -> AuthResult<Is
         )?
         .execute(params![hash, now])?;
     }
-    let session = by_id(conn, &session_id)?.ok_or_else(not_found)?;
-    let user = users::by_id(conn, &session.user_id)?.ok_or_else(not_found)?;
+    let Some(session) = by_id(conn, &session_id)? else {
+        return Ok(Err(not_found()));
+    };
+    let Some(user) = users::by_id(conn, &session.user_id)? else {
+        return Ok(Err(not_found()));
+    };
     if user.is_banned() {
-        return Err(banned());
+        return Ok(Err(banned()));
     }
     conn.prepare_cached("UPDATE _outpost_auth_sessions SET updated_at = now() WHERE id = ?1")?
         .execute([&session.id])?;
     let refresh = new_refresh_token(conn, &session.id, Some(&hash))?;
-    issue(conn, signer, &session, refresh)
+    issue(conn, signer, &session, refresh).map(Ok)
 }
 
 /// 400 `user_banned`.
@@ -231,6 +238,18 @@ pub fn sign_out(
 pub fn end_all(conn: &Connection, user_id: &str) -> rusqlite::Result<()> {
     conn.prepare_cached("DELETE FROM _outpost_auth_sessions WHERE user_id = ?1")?
         .execute([user_id])?;
+    Ok(())
+}
+
+/// Lower the sessions that were raised with `factor_id` back to `aal1` (the factor is gone).
+pub fn downgrade_factor(conn: &Connection, factor_id: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE _outpost_auth_sessions SET aal = 'aal1', factor_id = NULL, updated_at = now(), \
+         amr = (SELECT coalesce(json_group_array(json(value)), '[]') FROM json_each(amr) \
+                WHERE value ->> 'method' <> 'totp') \
+         WHERE factor_id = ?1",
+    )?
+    .execute([factor_id])?;
     Ok(())
 }
 

@@ -250,6 +250,8 @@ export async function loginThroughProvider(
 ) {
   const jar = new CookieJar();
   const outpostOrigin = new URL(authorizeUrl).origin;
+  // Without the issuer, the provider is the first other origin Outpost sends the browser to.
+  let providerOrigin = issuer ? new URL(issuer).origin : null;
   const steps = [];
   let callbackUrl = null;
   let url = authorizeUrl;
@@ -270,7 +272,8 @@ export async function loginThroughProvider(
       const next = new URL(res.headers.get('location'), url).toString();
       const nextOrigin = new URL(next).origin;
       const fromOutpost = here.origin === outpostOrigin;
-      const leavingToApp = nextOrigin !== outpostOrigin && (!issuer || nextOrigin !== new URL(issuer).origin);
+      if (!providerOrigin && fromOutpost && !isCallback(url) && nextOrigin !== outpostOrigin) providerOrigin = nextOrigin;
+      const leavingToApp = nextOrigin !== outpostOrigin && nextOrigin !== providerOrigin;
       // Outpost's callback answered, or Outpost sent the browser somewhere that is neither
       // Outpost nor the provider (e.g. authorize failing straight back to the app).
       if ((fromOutpost && isCallback(url)) || (fromOutpost && leavingToApp)) {

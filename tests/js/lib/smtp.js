@@ -209,10 +209,3 @@ export async function startSmtp({ host = '127.0.0.1' } = {}) {
     stop,
   };
 }
-
-/** Parse the fragment (or query) parameters of a redirect Location. */
-export function redirectParams(location) {
-  const u = new URL(location);
-  const hash = new URLSearchParams(u.hash.replace(/^#/, ''));
-  return { url: u, hash: Object.fromEntries(hash), query: Object.fromEntries(u.searchParams) };
-}

@@ -286,6 +286,15 @@ describe('sign-up with email confirmation', () => {
     const second = await smtp.waitForMail({ to: email });
     const link = verifyLink(second);
     assert.equal(linkParams(link).type, 'signup', link);
+    assert.notEqual(linkParams(link).token, linkParams(verifyLink(first)).token, 'a new token');
+    // only the newest token of a kind works
+    assertLinkRejected(await follow(verifyLink(first)), 'the first confirmation link after resend');
+    authFails(
+      await srv.client('anon').auth.verifyOtp({ email, token: first.code, type: 'email' }),
+      403,
+      'otp_expired',
+      'the first code after resend',
+    );
     const r = await follow(link);
     assertFragmentSession(r, { startsWith: 'http://localhost:3000/after-resend', type: 'signup' });
   });
@@ -430,6 +439,33 @@ describe('email OTP / magic link', () => {
   });
 });
 
+describe('verify links are not open redirects', () => {
+  test('a link whose redirect_to was changed to a foreign URL still lands on an allowed URL', async () => {
+    const email = newEmail('tamper');
+    await createConfirmedUser(srv, email);
+    authOk(
+      await srv.client('anon').auth.signInWithOtp({ email, options: { emailRedirectTo: 'http://app.test/ok' } }),
+      'signInWithOtp',
+    );
+    const link = new URL(verifyLink(await smtp.waitForMail({ to: email })));
+    link.searchParams.set('redirect_to', 'http://evil.test/steal');
+    const r = await follow(link.toString());
+    assert.ok([302, 303].includes(r.status), JSON.stringify(r));
+    assert.notEqual(r.url.host, 'evil.test', `tokens must not be sent to a foreign site: ${r.location}`);
+    assert.ok([SITE, 'http://app.test'].includes(r.url.origin), r.location);
+  });
+
+  test('an invalid token with a foreign redirect_to does not redirect there', async () => {
+    const q = new URLSearchParams({ token: 'f'.repeat(64), type: 'signup', redirect_to: 'http://evil.test/x' });
+    const r = await follow(`${srv.url}/auth/v1/verify?${q}`);
+    assertLinkRejected(r, 'bogus token');
+    if (r.location) {
+      assert.notEqual(r.url.host, 'evil.test', r.location);
+      assert.equal(r.url.origin, SITE, r.location);
+    }
+  });
+});
+
 describe('OTP expiry and rate limits', () => {
   test('an expired code is refused with otp_expired (403); so is its link', async () => {
     const s = await startExtra({ OUTPOST_AUTH_OTP_EXPIRY: '1' });
@@ -463,6 +499,11 @@ describe('password recovery', () => {
     const email = newEmail('recover');
     const unknown = newEmail('recover-unknown');
     const created = await createConfirmedUser(srv, email);
+    // a session on another device, from before the reset
+    const other = authOk(
+      await srv.client('anon').auth.signInWithPassword({ email, password: PASSWORD }),
+      'earlier sign-in',
+    ).session;
 
     const rk = await srv.client('anon').auth.resetPasswordForEmail(email, { redirectTo: 'http://app.test/reset' });
     const ru = await srv.client('anon').auth.resetPasswordForEmail(unknown, { redirectTo: 'http://app.test/reset' });
@@ -484,6 +525,14 @@ describe('password recovery', () => {
 
     const ok = authOk(await srv.client('anon').auth.signInWithPassword({ email, password: NEW }), 'new password');
     assert.equal(ok.user.id, created.id);
+    // the password change ended the other sessions, not the one that made it
+    const stale = await fetch(`${srv.url}/auth/v1/user`, {
+      headers: { apikey: srv.anonKey, Authorization: `Bearer ${other.access_token}` },
+    });
+    const staleBody = await stale.text();
+    assert.equal(stale.status, 403, `older session: ${stale.status} ${staleBody}`);
+    assert.equal(JSON.parse(staleBody).code ?? JSON.parse(staleBody).error_code, 'session_not_found', staleBody);
+    assert.equal(authOk(await c.auth.getUser(), 'recovery session still works').user.id, created.id);
     authFails(
       await srv.client('anon').auth.signInWithPassword({ email, password: PASSWORD }),
       400,
@@ -644,22 +693,33 @@ describe('mail templates', () => {
     const MARKER = `MARKER-${randomBytes(4).toString('hex')}`;
     await writeFile(
       path.join(dir, 'magic_link.html'),
-      `<h2>${MARKER}</h2>\n<p>Your code: {{ .Token }}</p>\n<p><a href="{{ .ConfirmationURL }}">Log in</a></p>\n`,
+      `<h2>${MARKER}</h2>\n<p>Your code: {{ .Token }}</p>\n<p><a href="{{ .ConfirmationURL }}">Log in</a></p>\n` +
+        `<p>email=[{{ .Email }}] site=[{{ .SiteURL }}] hash=[{{ .TokenHash }}] to=[{{ .RedirectTo }}]</p>\n`,
     );
+    await writeFile(path.join(dir, 'magic_link.subject'), `Sign in ${MARKER}\n`);
     try {
       const s = await startExtra({ OUTPOST_AUTH_TEMPLATES_DIR: dir });
       const email = newEmail('template');
       await createConfirmedUser(s, email);
-      authOk(await s.client('anon').auth.signInWithOtp({ email }), 'signInWithOtp');
+      authOk(
+        await s.client('anon').auth.signInWithOtp({ email, options: { emailRedirectTo: 'http://app.test/tpl' } }),
+        'signInWithOtp',
+      );
       const mail = await smtp.waitForMail({ to: email });
       const all = `${mail.html}\n${mail.text}`;
-      assert.ok(all.includes(MARKER), `the custom template was used:\n${all}`);
+      assert.ok(mail.html.includes(MARKER), `the custom template was used:\n${all}`);
+      assert.ok(mail.text.includes(MARKER), `the text part is derived from it:\n${mail.text}`);
+      assert.equal(mail.subject.trim(), `Sign in ${MARKER}`, 'subject from magic_link.subject');
       assert.ok(!/\{\{/.test(all), `no unrendered placeholders:\n${all}`);
       assert.match(mail.code ?? '', /^\d{6}$/, all);
-      assert.ok(all.includes(`Your code: ${mail.code}`), all);
+      assert.ok(mail.text.includes(`Your code: ${mail.code}`), mail.text);
       const link = verifyLink(mail);
       assert.ok(link.startsWith(`${s.url}/auth/v1/verify?`), link);
-      assertFragmentSession(await follow(link), { startsWith: SITE });
+      assert.ok(mail.html.includes(`email=[${email}]`), mail.html);
+      assert.ok(mail.html.includes(`site=[${SITE}]`), mail.html);
+      assert.ok(mail.html.includes(`hash=[${linkParams(link).token}]`), mail.html);
+      assert.ok(mail.html.includes('to=[http://app.test/tpl]'), mail.html);
+      assertFragmentSession(await follow(link), { startsWith: 'http://app.test/tpl' });
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -27,6 +27,11 @@ before(async () => {
   srv = await startServer({
     env: {
       ...idp.outpostEnv(PROVIDER),
+      // a second provider on the same IdP whose client secret is wrong: the code exchange fails
+      OUTPOST_AUTH_PROVIDERS: `${PROVIDER},broken`,
+      OUTPOST_AUTH_BROKEN_CLIENT_ID: idp.clientId,
+      OUTPOST_AUTH_BROKEN_CLIENT_SECRET: 'not-the-secret',
+      OUTPOST_AUTH_BROKEN_DISCOVERY_URL: idp.discoveryUrl,
       OUTPOST_SITE_URL: SITE,
       OUTPOST_AUTH_REDIRECT_URLS: 'http://localhost:3000/**,http://app.test/**',
       // no SMTP: sign-ups are confirmed at once (OUTPOST_AUTH_MAILER_AUTOCONFIRM defaults to true)
@@ -298,6 +303,20 @@ describe('OAuth errors', () => {
     // no user was created for dave
     const users = authOk(await srv.client('service').auth.admin.listUsers({ page: 1, perPage: 1000 }), 'listUsers').users;
     assert.ok(!users.some((u) => u.email === 'dave@example.com'), 'no user for a denied sign-in');
+  });
+
+  test('a failed code exchange at the provider (wrong client secret) ends in an error redirect', async () => {
+    const res = await srv.client('anon').auth.signInWithOAuth({
+      provider: 'broken',
+      options: { redirectTo: APP_CB, skipBrowserRedirect: true },
+    });
+    const { url } = authOk(res, 'signInWithOAuth broken');
+    const before = idp.requests.length;
+    const r = await idp.loginThroughProvider(url, { account: 'erin' });
+    const tokenCalls = idp.requests.slice(before).filter((x) => x.method === 'POST' && x.path === '/token');
+    assert.ok(tokenCalls.length >= 1, `Outpost tried the code exchange: ${describeLogin(r)}`);
+    const p = assertErrorOutcome(r.status, r.location, r.body, `broken provider: ${describeLogin(r)}`);
+    if (p) assert.ok([APP_CB, SITE].some((x) => r.location.startsWith(x)), r.location);
   });
 
   test('an unverified provider email does not take over an existing account', async () => {
