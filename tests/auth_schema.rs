@@ -113,3 +113,48 @@ fn admin_create_stores_an_argon2_hash_and_refuses_duplicates() {
         .expect("count");
     assert_eq!(users, 0);
 }
+
+#[tokio::test]
+async fn imported_bcrypt_hashes_are_rehashed_with_argon2id_on_sign_in() {
+    let s = Server::start(&[]);
+    let imported = bcrypt::hash("hunter2hunter2", 4).expect("bcrypt");
+    let res = s
+        .req(Method::POST, "/auth/v1/admin/users")
+        .json(
+            &json!({"email": "old@example.com", "password_hash": imported, "email_confirm": true}),
+        )
+        .send()
+        .await
+        .expect("send");
+    expect_json(res, 200).await;
+    let stored = |s: &Server| -> String {
+        let conn = rusqlite::Connection::open(s.db_path()).expect("open");
+        conn.query_row(
+            "SELECT encrypted_password FROM _outpost_auth_users WHERE email = 'old@example.com'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("user")
+    };
+    assert!(stored(&s).starts_with("$2"), "kept as imported until used");
+    for _ in 0..2 {
+        let res = s
+            .bare(Method::POST, "/auth/v1/token?grant_type=password")
+            .header("apikey", &s.anon_key)
+            .json(&json!({"email": "old@example.com", "password": "hunter2hunter2"}))
+            .send()
+            .await
+            .expect("send");
+        expect_json(res, 200).await;
+        assert!(stored(&s).starts_with("$argon2id$"), "{}", stored(&s));
+    }
+    let res = s
+        .bare(Method::POST, "/auth/v1/token?grant_type=password")
+        .header("apikey", &s.anon_key)
+        .json(&json!({"email": "old@example.com", "password": "hunter3"}))
+        .send()
+        .await
+        .expect("send");
+    let err = expect_json(res, 400).await;
+    assert_eq!(err["error_code"], "invalid_credentials");
+}

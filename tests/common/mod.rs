@@ -86,6 +86,22 @@ impl Server {
 
     /// Start (or restart) a server on an existing temp dir (`<dir>/data`, `<dir>/migrations`).
     pub fn start_in(dir: TempDir) -> Server {
+        Self::start_in_env(dir, &[])
+    }
+
+    /// Start a server with `migrations` and extra environment variables.
+    pub fn start_env(migrations: &[(&str, &str)], env: &[(&str, &str)]) -> Server {
+        let dir = TempDir::new();
+        let mig = dir.0.join("migrations");
+        std::fs::create_dir_all(&mig).expect("mkdir");
+        for (name, sql) in migrations {
+            std::fs::write(mig.join(name), sql).expect("write migration");
+        }
+        Self::start_in_env(dir, env)
+    }
+
+    /// Start a server on an existing temp dir with extra environment variables.
+    pub fn start_in_env(dir: TempDir, env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_outpost"))
             .args(["serve", "--http", "127.0.0.1:0", "--data-dir"])
             .arg(dir.0.join("data"))
@@ -93,6 +109,7 @@ impl Server {
             .arg(dir.0.join("migrations"))
             .env("OUTPOST_JWT_SECRET", SECRET)
             .env("OUTPOST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
