@@ -97,6 +97,30 @@ fn fragment(location: &str) -> HashMap<String, String> {
         .collect()
 }
 
+/// Start a sign-in at Outpost; returns where it sends the browser and that URL's query.
+async fn authorize(http: &reqwest::Client, url: &str) -> (String, HashMap<String, String>) {
+    let res = http.get(url).send().await.expect("authorize");
+    assert_eq!(res.status(), 302);
+    let to = res.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string();
+    let query = form_urlencoded::parse(to.split_once('?').expect("query").1.as_bytes())
+        .into_owned()
+        .collect();
+    (to, query)
+}
+
+/// Follow the provider's redirect back to Outpost; returns where Outpost sends the browser.
+async fn callback(http: &reqwest::Client, url: &str) -> String {
+    let res = http.get(url).send().await.expect("callback");
+    assert_eq!(res.status(), 302);
+    res.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string()
+}
+
 fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -128,46 +152,29 @@ async fn github_sign_in_links_by_verified_primary_email() {
     let existing = expect_json(res, 200).await;
 
     let http = no_redirects();
-    let res = http
-        .get(format!(
+    let (to_github, query) = authorize(
+        &http,
+        &format!(
             "{}/auth/v1/authorize?provider=github&redirect_to=http://app.test/cb",
             s.url
-        ))
-        .send()
-        .await
-        .expect("authorize");
-    assert_eq!(res.status(), 302);
-    let to_github = res.headers()["location"]
-        .to_str()
-        .expect("location")
-        .to_string();
+        ),
+    )
+    .await;
     assert!(
         to_github.starts_with(&format!("{github}/login/oauth/authorize?")),
         "{to_github}"
     );
-    let query: HashMap<String, String> =
-        form_urlencoded::parse(to_github.split_once('?').expect("query").1.as_bytes())
-            .into_owned()
-            .collect();
     assert_eq!(query["client_id"], "gh-client");
     assert_eq!(query["scope"], "read:user user:email");
     assert_eq!(query["redirect_uri"], format!("{}/auth/v1/callback", s.url));
     let state = &query["state"];
 
     // GitHub sends the browser back with a code.
-    let res = http
-        .get(format!(
-            "{}/auth/v1/callback?code=good-code&state={state}",
-            s.url
-        ))
-        .send()
-        .await
-        .expect("callback");
-    assert_eq!(res.status(), 302);
-    let back = res.headers()["location"]
-        .to_str()
-        .expect("location")
-        .to_string();
+    let back = callback(
+        &http,
+        &format!("{}/auth/v1/callback?code=good-code&state={state}", s.url),
+    )
+    .await;
     assert!(back.starts_with("http://app.test/cb#"), "{back}");
     let session = fragment(&back);
     assert_eq!(session["provider_token"], ACCESS_TOKEN);
@@ -207,47 +214,28 @@ async fn github_sign_in_links_by_verified_primary_email() {
     assert_eq!(github_identity["email"], "octocat@example.com");
 
     // A state is good for one callback only.
-    let res = http
-        .get(format!(
-            "{}/auth/v1/callback?code=good-code&state={state}",
-            s.url
-        ))
-        .send()
-        .await
-        .expect("replay");
-    let replay = res.headers()["location"]
-        .to_str()
-        .expect("location")
-        .to_string();
+    let replay = callback(
+        &http,
+        &format!("{}/auth/v1/callback?code=good-code&state={state}", s.url),
+    )
+    .await;
     assert!(replay.starts_with("http://app.test"), "{replay}");
     assert!(replay.contains("error_code=bad_oauth_state"), "{replay}");
 
     // A code GitHub refuses ends in an error for the app, not a session.
-    let res = http
-        .get(format!("{}/auth/v1/authorize?provider=github", s.url))
-        .send()
-        .await
-        .expect("authorize");
-    let to_github = res.headers()["location"]
-        .to_str()
-        .expect("location")
-        .to_string();
-    let query: HashMap<String, String> =
-        form_urlencoded::parse(to_github.split_once('?').expect("query").1.as_bytes())
-            .into_owned()
-            .collect();
-    let res = http
-        .get(format!(
+    let (_, query) = authorize(
+        &http,
+        &format!("{}/auth/v1/authorize?provider=github", s.url),
+    )
+    .await;
+    let back = callback(
+        &http,
+        &format!(
             "{}/auth/v1/callback?code=bad-code&state={}",
             s.url, query["state"]
-        ))
-        .send()
-        .await
-        .expect("callback");
-    let back = res.headers()["location"]
-        .to_str()
-        .expect("location")
-        .to_string();
+        ),
+    )
+    .await;
     let params = fragment(&back);
     assert_eq!(
         params.get("error_code").map(String::as_str),

@@ -91,11 +91,7 @@ pub async fn signup(
         return anonymous(&state, &ip, metadata).await;
     }
     if body.phone.is_some() && body.email.is_none() {
-        return Err(AuthError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "phone_provider_disabled",
-            "Phone signups are disabled",
-        ));
+        return Err(AuthError::phone_disabled());
     }
     if config.disable_signup {
         return Err(signup_disabled());
@@ -110,8 +106,7 @@ pub async fn signup(
         ));
     }
     password::check_strength(config, &password)?;
-    state.auth.limit(Bucket::SignUp, &ip)?;
-    state.auth.limit(Bucket::SignUp, &email)?;
+    state.auth.limit_both(Bucket::SignUp, &ip, &email)?;
     let pkce = otp::pkce_params(
         body.code_challenge.as_deref(),
         body.code_challenge_method.as_deref(),
@@ -356,11 +351,7 @@ pub async fn token(
 
 async fn password_grant(state: &AppState, ip: &str, body: TokenBody) -> AuthResult<Value> {
     if body.phone.is_some() && body.email.is_none() {
-        return Err(AuthError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "phone_provider_disabled",
-            "Phone logins are disabled",
-        ));
+        return Err(AuthError::phone_disabled());
     }
     let email = normalize_email(body.email.as_deref().unwrap_or_default())
         .map_err(|_| AuthError::invalid_credentials())?;
@@ -458,11 +449,7 @@ pub async fn update_user(
     let body: UpdateBody = parse_body(&body)?;
     let config = state.auth.config.clone();
     if body.phone.is_some() {
-        return Err(AuthError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "phone_provider_disabled",
-            "Phone logins are disabled",
-        ));
+        return Err(AuthError::phone_disabled());
     }
     let new_email = body.email.as_deref().map(normalize_email).transpose()?;
     if new_email.is_some() {

@@ -42,11 +42,7 @@ pub async fn create(
     require_admin(&state, &headers)?;
     let body: CreateBody = parse_body(&body)?;
     if body.phone.is_some() {
-        return Err(AuthError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "phone_provider_disabled",
-            "Phone users are not available",
-        ));
+        return Err(AuthError::phone_disabled());
     }
     let email = body.email.as_deref().map(normalize_email).transpose()?;
     if let Some(id) = &body.id {
@@ -65,11 +61,7 @@ pub async fn create(
         .write(Mode::Commit, None, move |conn| {
             if let Some(email) = &email {
                 if users::by_email(conn, email)?.is_some() {
-                    return Err(AuthError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "email_exists",
-                        "A user with this email address has already been registered",
-                    ));
+                    return Err(AuthError::email_exists());
                 }
             }
             if let Some(id) = &body.id {
@@ -264,11 +256,7 @@ pub async fn update(
             let user = users::by_id(conn, &id)?.ok_or_else(AuthError::user_not_found)?;
             if let Some(email) = email.filter(|e| Some(e) != user.email.as_ref()) {
                 if users::by_email(conn, &email)?.is_some() {
-                    return Err(AuthError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "email_exists",
-                        "A user with this email address has already been registered",
-                    ));
+                    return Err(AuthError::email_exists());
                 }
                 conn.execute(
                     "UPDATE _outpost_auth_users SET email = ?2, email_change = NULL, updated_at = now() WHERE id = ?1",
@@ -408,13 +396,7 @@ pub async fn invite(
         .writer
         .write(Mode::Commit, None, move |conn| {
             let user = match users::by_email(conn, &email)? {
-                Some(u) if u.email_confirmed_at.is_some() => {
-                    return Err(AuthError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "email_exists",
-                        "A user with this email address has already been registered",
-                    ))
-                }
+                Some(u) if u.email_confirmed_at.is_some() => return Err(AuthError::email_exists()),
                 Some(u) => u,
                 None => users::insert(
                     conn,
@@ -504,18 +486,10 @@ pub async fn generate_link(
             let existing = users::by_email(conn, &email)?;
             let user = match (kind, existing) {
                 (Kind::Signup, Some(u)) if u.email_confirmed_at.is_some() => {
-                    return Err(AuthError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "email_exists",
-                        "A user with this email address has already been registered",
-                    ))
+                    return Err(AuthError::email_exists())
                 }
                 (Kind::Invite, Some(u)) if u.email_confirmed_at.is_some() => {
-                    return Err(AuthError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "email_exists",
-                        "A user with this email address has already been registered",
-                    ))
+                    return Err(AuthError::email_exists())
                 }
                 (_, Some(u)) => u,
                 (Kind::Signup | Kind::Invite | Kind::MagicLink, None) => users::insert(
@@ -535,11 +509,7 @@ pub async fn generate_link(
                 Kind::EmailChangeNew | Kind::EmailChangeCurrent => {
                     let new_email = new_email.unwrap_or_default();
                     if users::by_email(conn, &new_email)?.is_some() {
-                        return Err(AuthError::new(
-                            StatusCode::UNPROCESSABLE_ENTITY,
-                            "email_exists",
-                            "A user with this email address has already been registered",
-                        ));
+                        return Err(AuthError::email_exists());
                     }
                     conn.execute(
                         "UPDATE _outpost_auth_users SET email_change = ?2, email_change_confirm = 0 WHERE id = ?1",

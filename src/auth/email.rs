@@ -126,18 +126,13 @@ pub async fn otp(
     require_key(&state, &headers)?;
     let body: OtpBody = parse_body(&body)?;
     if body.phone.is_some() && body.email.is_none() {
-        return Err(AuthError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "phone_provider_disabled",
-            "Phone logins are disabled",
-        ));
+        return Err(AuthError::phone_disabled());
     }
     let email = normalize_email(body.email.as_deref().unwrap_or_default())?;
     require_mailer(&state)?;
     let config = state.auth.config.clone();
     let ip = ip.resolve(&config, &headers);
-    state.auth.limit(Bucket::Otp, &ip)?;
-    state.auth.limit(Bucket::Otp, &email)?;
+    state.auth.limit_both(Bucket::Otp, &ip, &email)?;
     let pkce = otp::pkce_params(
         body.code_challenge.as_deref(),
         body.code_challenge_method.as_deref(),
@@ -211,8 +206,7 @@ pub async fn recover(
     require_mailer(&state)?;
     let config = state.auth.config.clone();
     let ip = ip.resolve(&config, &headers);
-    state.auth.limit(Bucket::Otp, &ip)?;
-    state.auth.limit(Bucket::Otp, &email)?;
+    state.auth.limit_both(Bucket::Otp, &ip, &email)?;
     let pkce = otp::pkce_params(
         body.code_challenge.as_deref(),
         body.code_challenge_method.as_deref(),
@@ -264,11 +258,7 @@ pub async fn resend(
     require_key(&state, &headers)?;
     let body: ResendBody = parse_body(&body)?;
     if body.phone.is_some() && body.email.is_none() {
-        return Err(AuthError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "phone_provider_disabled",
-            "Phone logins are disabled",
-        ));
+        return Err(AuthError::phone_disabled());
     }
     let kind = body.kind.unwrap_or_default();
     if kind != "signup" && kind != "email_change" {
@@ -280,8 +270,7 @@ pub async fn resend(
     require_mailer(&state)?;
     let config = state.auth.config.clone();
     let ip = ip.resolve(&config, &headers);
-    state.auth.limit(Bucket::Otp, &ip)?;
-    state.auth.limit(Bucket::Otp, &email)?;
+    state.auth.limit_both(Bucket::Otp, &ip, &email)?;
     let redirect_to = redirect::resolve(&config, q.redirect_to.as_deref());
     let outbox = state
         .db
@@ -336,11 +325,7 @@ fn pending_change_of(conn: &Connection, new_email: &str) -> AuthResult<Option<Us
 
 fn email_taken(conn: &Connection, email: &str, by_other_than: &str) -> AuthResult<()> {
     if users::by_email(conn, email)?.is_some_and(|u| u.id != by_other_than) {
-        return Err(AuthError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "email_exists",
-            "A user with this email address has already been registered",
-        ));
+        return Err(AuthError::email_exists());
     }
     Ok(())
 }
@@ -534,11 +519,7 @@ pub async fn verify(
         .limit(Bucket::Verify, &ip.resolve(&config, &headers))?;
     let kinds = Kind::accepted_by(body.kind.as_deref().unwrap_or_default())?;
     if body.phone.is_some() && body.email.is_none() && body.token_hash.is_none() {
-        return Err(AuthError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "phone_provider_disabled",
-            "Phone logins are disabled",
-        ));
+        return Err(AuthError::phone_disabled());
     }
     let hash = match (body.token_hash, body.email, body.token) {
         (Some(h), _, _) if !h.is_empty() => h,

@@ -60,6 +60,24 @@ impl AuthError {
         )
     }
 
+    /// 422 `phone_provider_disabled`: Outpost has no SMS provider.
+    pub fn phone_disabled() -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "phone_provider_disabled",
+            "Phone logins are not available on this server",
+        )
+    }
+
+    /// 422 `email_exists`.
+    pub fn email_exists() -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "email_exists",
+            "A user with this email address has already been registered",
+        )
+    }
+
     /// 429 `over_request_rate_limit`.
     pub fn rate_limited() -> Self {
         Self::new(

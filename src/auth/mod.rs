@@ -78,6 +78,12 @@ impl AuthService {
         })
     }
 
+    /// Count a request against `bucket` for both the client's address and the email it names.
+    pub fn limit_both(&self, bucket: Bucket, ip: &str, email: &str) -> AuthResult<()> {
+        self.limit(bucket, ip)?;
+        self.limit(bucket, email)
+    }
+
     /// Count a request against `bucket` for `key`; 429 past the limit.
     pub fn limit(&self, bucket: Bucket, key: &str) -> AuthResult<()> {
         let l = &self.config.rate_limits;

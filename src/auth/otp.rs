@@ -60,13 +60,7 @@ impl Kind {
             "invite" => &[Kind::Invite],
             "recovery" => &[Kind::Recovery],
             "email_change" => &[Kind::EmailChangeCurrent, Kind::EmailChangeNew],
-            "sms" | "phone_change" => {
-                return Err(AuthError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "phone_provider_disabled",
-                    "Phone logins are not available",
-                ))
-            }
+            "sms" | "phone_change" => return Err(AuthError::phone_disabled()),
             other => {
                 return Err(AuthError::validation(format!(
                     "Verify requires a verification type, `{other}` is not one"
