@@ -6,6 +6,7 @@ use crate::db::Db;
 use crate::http;
 use crate::keys::{ProjectKeys, Verifier};
 use crate::rest;
+use crate::storage::{self, StorageService};
 use axum::routing::{any, get};
 use axum::{middleware, Json, Router};
 use std::sync::Arc;
@@ -19,6 +20,7 @@ pub struct Services {
     pub verifier: Verifier,
     pub keys: ProjectKeys,
     pub auth: AuthService,
+    pub storage: StorageService,
     pub config: Config,
 }
 
@@ -46,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         .route("/rest/v1/", any(rest::handle_root))
         .nest("/rest/v1", rest::router())
         .nest("/auth/v1", auth::router())
+        .nest("/storage/v1", storage::router())
         .with_state(state)
         .layer(cors)
         .layer(middleware::from_fn(http::log::requests))

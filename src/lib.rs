@@ -11,3 +11,4 @@ pub mod keys;
 pub mod policy;
 pub mod rest;
 pub mod server;
+pub mod storage;

@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::db::{Db, DbError};
 use crate::http::logbuf::BufferedStderr;
 use crate::keys::{self, KeyError, ProjectKeys, Verifier};
+use crate::storage::{self, config::StorageConfig, StorageService};
 use std::time::Duration;
 
 /// How often the writer folds the WAL back into the database.
@@ -84,11 +85,24 @@ async fn run(config: Config) -> Result<(), ServerError> {
     let auth_config =
         AuthConfig::from_env(&addr.to_string()).map_err(|e| ServerError::Config(e.to_string()))?;
     let auth = AuthService::new(auth_config, &secret).map_err(ServerError::Config)?;
+    let storage_config = StorageConfig::from_env(&config.data_dir).map_err(ServerError::Config)?;
+    let storage =
+        StorageService::new(storage_config, &config.data_dir).map_err(ServerError::Config)?;
+    // Nothing is uploading yet: every pending version left by a previous run is an orphan.
+    match storage::store::sweep(&db, &storage.op, 0).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            orphans = n,
+            "removed object bytes left by an interrupted run"
+        ),
+        Err(e) => tracing::warn!(error = %e.message, "cannot sweep orphaned object bytes"),
+    }
     let state = AppState::new(Services {
         db: db.clone(),
         verifier: Verifier::new(&secret),
         keys: project_keys.clone(),
         auth,
+        storage,
         config,
     });
 

@@ -136,6 +136,15 @@ impl Cur {
                 self.pos += 1;
                 return self.raw_name();
             }
+            if lower == "storage" {
+                self.pos += 1;
+                let table = self.raw_name()?.to_ascii_lowercase();
+                // Policies on storage objects and buckets are kept on Outpost's own tables.
+                if table == "objects" || table == "buckets" {
+                    return Ok(format!("_outpost_storage_{table}"));
+                }
+                return Err(format!("relation \"storage.{table}\" does not exist"));
+            }
             return Err(format!(
                 "only the public schema is supported, not \"{first}\""
             ));

@@ -28,6 +28,26 @@ pub fn register(conn: &Connection) -> Result<()> {
     conn.create_scalar_function("pg_float8", 1, PURE, |ctx| Ok(float8_json(ctx.get_raw(0))))?;
     conn.create_scalar_function("json_contains", 2, PURE, |ctx| json_pair(ctx, contains))?;
     conn.create_scalar_function("json_overlaps", 2, PURE, |ctx| json_pair(ctx, overlaps))?;
+    // Supabase's storage helpers, for policies on storage objects.
+    conn.create_scalar_function("storage_foldername", 1, PURE, |ctx| {
+        let name: Option<String> = ctx.get(0)?;
+        Ok(name.map(|n| {
+            let mut parts: Vec<&str> = n.split('/').collect();
+            parts.pop();
+            Value::from(parts).to_string()
+        }))
+    })?;
+    conn.create_scalar_function("storage_filename", 1, PURE, |ctx| {
+        let name: Option<String> = ctx.get(0)?;
+        Ok(name.map(|n| n.rsplit('/').next().unwrap_or_default().to_string()))
+    })?;
+    conn.create_scalar_function("storage_extension", 1, PURE, |ctx| {
+        let name: Option<String> = ctx.get(0)?;
+        Ok(name.map(|n| {
+            let file = n.rsplit('/').next().unwrap_or_default();
+            file.rsplit_once('.').map_or("", |(_, ext)| ext).to_string()
+        }))
+    })?;
     Ok(())
 }
 

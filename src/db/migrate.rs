@@ -21,6 +21,10 @@ const SYSTEM: &[(&str, &str)] = &[
         "0003_auth.sql",
         include_str!("../../migrations/0003_auth.sql"),
     ),
+    (
+        "0004_storage.sql",
+        include_str!("../../migrations/0004_storage.sql"),
+    ),
 ];
 
 /// Open the database at `path`, apply pending migrations, and return the user files applied.

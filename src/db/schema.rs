@@ -235,10 +235,16 @@ impl Table {
 #[derive(Debug, Default, Clone)]
 pub struct Schema {
     pub tables: BTreeMap<String, Table>,
+    /// `_outpost_storage_objects` and `_outpost_storage_buckets` with their policies: the storage
+    /// service checks them; the data API never sees them.
+    pub storage: BTreeMap<String, Table>,
     pub functions: BTreeMap<String, Function>,
     /// Distinct for every load; see [`GENERATION`].
     pub generation: u64,
 }
+
+/// Outpost's storage tables, which carry policies written `ON storage.objects` / `storage.buckets`.
+pub const STORAGE_TABLES: [&str; 2] = ["_outpost_storage_objects", "_outpost_storage_buckets"];
 
 /// Tables Outpost keeps for itself; never exposed through `/rest/v1`.
 pub fn is_system_table(name: &str) -> bool {
@@ -256,7 +262,12 @@ impl Schema {
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<Result<_, _>>()?;
         let mut tables = BTreeMap::new();
+        let mut storage = BTreeMap::new();
         for (name, kind, without_rowid) in entries {
+            if STORAGE_TABLES.contains(&name.as_str()) {
+                storage.insert(name.clone(), load_table(conn, &name, false, without_rowid)?);
+                continue;
+            }
             if is_system_table(&name) {
                 continue;
             }
@@ -272,8 +283,10 @@ impl Schema {
             inherit_relationships(conn, &mut tables, &view)?;
         }
         load_security(conn, &mut tables)?;
+        load_security(conn, &mut storage)?;
         Ok(Schema {
             tables,
+            storage,
             functions: load_functions(conn)?,
             generation: GENERATION.fetch_add(1, Ordering::Relaxed),
         })

@@ -214,33 +214,81 @@ pub fn significant(sql: &str) -> Vec<Token> {
         .collect()
 }
 
-/// Rewrite Supabase's `auth.uid()`, `auth.role()`, `auth.jwt()` and `auth.email()` into the
-/// functions Outpost registers, parenthesised so they also work as column defaults.
+/// Rewrite what Supabase SQL names in the `auth` and `storage` schemas into what Outpost has:
+/// `auth.uid()`/`role()`/`jwt()`/`email()` into its functions (parenthesised so they also work
+/// as column defaults), `auth.users` and `storage.objects`/`buckets` into its tables,
+/// `storage.foldername()`/`filename()`/`extension()` into its helpers, array subscripts on
+/// those into `json_extract`, and drops Postgres `::type` casts.
 pub fn rewrite_auth(sql: &str) -> String {
     let toks = tokenize(sql);
     let mut out = String::with_capacity(sql.len());
+    // Output offsets of the open parentheses, and of the group that closed last (for `[n]`).
+    let mut open: Vec<usize> = Vec::new();
+    let mut closed: Option<usize> = None;
     let mut i = 0;
     while i < toks.len() {
-        if toks[i].is_kw("auth") && toks.get(i + 1) == Some(&Token::Punct('.')) {
-            if let Some(Token::Word(f)) = toks.get(i + 2) {
-                let f = f.to_ascii_lowercase();
-                let args_end = toks
-                    .get(i + 3)
-                    .filter(|t| **t == Token::Punct('('))
-                    .and(toks.get(i + 4))
-                    .filter(|t| **t == Token::Punct(')'));
-                if args_end.is_some() && matches!(f.as_str(), "uid" | "role" | "jwt" | "email") {
-                    out.push_str(&format!("(auth_{f}())"));
-                    i += 5;
-                    continue;
-                }
-                // Supabase schemas reference and trigger on `auth.users`; it is Outpost's table.
-                if f == "users" && toks.get(i + 3) != Some(&Token::Punct('(')) {
-                    out.push_str("_outpost_auth_users");
+        let qualified = toks.get(i + 1) == Some(&Token::Punct('.'));
+        let member = match toks.get(i + 2) {
+            Some(Token::Word(f)) if qualified => Some(f.to_ascii_lowercase()),
+            _ => None,
+        };
+        let call = toks.get(i + 3) == Some(&Token::Punct('('));
+        if let (true, Some(f)) = (toks[i].is_kw("auth"), member.as_deref()) {
+            let no_args = call && toks.get(i + 4) == Some(&Token::Punct(')'));
+            if no_args && matches!(f, "uid" | "role" | "jwt" | "email") {
+                out.push_str(&format!("(auth_{f}())"));
+                closed = None;
+                i += 5;
+                continue;
+            }
+            // Supabase schemas reference and trigger on `auth.users`; it is Outpost's table.
+            if f == "users" && !call {
+                out.push_str("_outpost_auth_users");
+                i += 3;
+                continue;
+            }
+        }
+        if let (true, Some(f)) = (toks[i].is_kw("storage"), member.as_deref()) {
+            match (f, call) {
+                ("foldername" | "filename" | "extension", true) => {
+                    out.push_str(&format!("storage_{f}"));
                     i += 3;
                     continue;
                 }
+                ("objects" | "buckets", false) => {
+                    out.push_str(&format!("_outpost_storage_{f}"));
+                    i += 3;
+                    continue;
+                }
+                _ => {}
             }
+        }
+        match &toks[i] {
+            // A Postgres cast (`auth.uid()::text`): SQLite compares by affinity, so it goes.
+            Token::Punct(':') if matches!(toks.get(i + 1), Some(Token::Param(p)) if p.starts_with(':')) =>
+            {
+                i += 2;
+                continue;
+            }
+            Token::Punct('(') => {
+                open.push(out.len());
+                closed = None;
+            }
+            Token::Punct(')') => closed = open.pop(),
+            // `(storage.foldername(name))[1]`: a Postgres array subscript, 1-based, on the JSON
+            // array the helper returns.
+            Token::Quoted(q) if q.starts_with('[') && closed.is_some() => {
+                let index: Option<usize> = q[1..q.len() - 1].trim().parse().ok();
+                if let (Some(n), Some(start)) = (index.filter(|n| *n >= 1), closed) {
+                    out.insert_str(start, "json_extract(");
+                    out.push_str(&format!(", '$[{}]')", n - 1));
+                    closed = None;
+                    i += 1;
+                    continue;
+                }
+            }
+            Token::Space(_) | Token::Comment(_) => {}
+            _ => closed = None,
         }
         out.push_str(&toks[i].text());
         i += 1;
@@ -487,6 +535,16 @@ mod tests {
         assert_eq!(
             rewrite_auth("id TEXT REFERENCES auth.users (id), 'auth.users'"),
             "id TEXT REFERENCES _outpost_auth_users (id), 'auth.users'"
+        );
+        assert_eq!(
+            rewrite_auth("bucket_id = 'docs' AND (storage.foldername(name))[1] = auth.uid()::text"),
+            "bucket_id = 'docs' AND json_extract((storage_foldername(name)), '$[0]') = (auth_uid())"
+        );
+        assert_eq!(
+            rewrite_auth(
+                "storage.extension(name) = 'png' AND x IN (SELECT 1 FROM storage.objects)"
+            ),
+            "storage_extension(name) = 'png' AND x IN (SELECT 1 FROM _outpost_storage_objects)"
         );
     }
 
