@@ -7,7 +7,10 @@
 pub mod access;
 pub mod buckets;
 pub mod config;
+pub mod download;
 pub mod error;
+pub mod list;
+pub mod manage;
 pub mod model;
 pub mod names;
 pub mod objects;
@@ -15,6 +18,7 @@ pub mod signed;
 pub mod store;
 pub mod transform;
 pub mod tus;
+pub mod upload;
 
 use crate::app::AppState;
 use access::Access;
@@ -62,26 +66,26 @@ pub fn router() -> Router<AppState> {
                 .delete(buckets::remove),
         )
         .route("/bucket/{id}/empty", post(buckets::empty))
-        .route("/object/list/{bucket}", post(objects::list))
-        .route("/object/list-v2/{bucket}", post(objects::list_v2))
-        .route("/object/move", post(objects::move_object))
-        .route("/object/copy", post(objects::copy_object))
-        .route("/object/info/{bucket}/{*path}", get(objects::info))
+        .route("/object/list/{bucket}", post(list::list))
+        .route("/object/list-v2/{bucket}", post(list::list_v2))
+        .route("/object/move", post(manage::move_object))
+        .route("/object/copy", post(manage::copy_object))
+        .route("/object/info/{bucket}/{*path}", get(download::info))
         .route(
             "/object/info/authenticated/{bucket}/{*path}",
-            get(objects::info),
+            get(download::info),
         )
         .route(
             "/object/info/public/{bucket}/{*path}",
-            get(objects::info_public),
+            get(download::info_public),
         )
         .route(
             "/object/public/{bucket}/{*path}",
-            get(objects::download_public),
+            get(download::download_public),
         )
         .route(
             "/object/authenticated/{bucket}/{*path}",
-            get(objects::download),
+            get(download::download),
         )
         .route(
             "/object/sign/{bucket}/{*path}",
@@ -94,12 +98,12 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/object/{bucket}/{*path}",
-            get(objects::download)
-                .post(objects::upload_post)
-                .put(objects::upload_put)
-                .delete(objects::remove_one),
+            get(download::download)
+                .post(upload::upload_post)
+                .put(upload::upload_put)
+                .delete(manage::remove_one),
         )
-        .route("/object/{bucket}", axum::routing::delete(objects::remove))
+        .route("/object/{bucket}", axum::routing::delete(manage::remove))
         .route(
             "/render/image/authenticated/{bucket}/{*path}",
             get(transform::render),

@@ -2,8 +2,10 @@
 //! with the project secret.
 
 use super::access::OBJECTS;
+use super::download;
 use super::error::{StorageError, StorageResult};
-use super::objects::{self, parse_json, Uploader};
+use super::objects::{self, parse_json};
+use super::upload::{self, Uploader};
 use super::{caller, names};
 use crate::app::AppState;
 use crate::keys::{self, Caller, Role};
@@ -178,7 +180,7 @@ pub async fn download(
         "storage-download",
     )?;
     let object = objects::find_any(&state, &bucket, &path).await?;
-    objects::serve(
+    download::serve(
         &state,
         &object,
         &headers,
@@ -207,7 +209,7 @@ pub async fn sign_upload(
         access,
         presigned: false,
     };
-    objects::precheck(&state, &who, &bucket, &path).await?;
+    upload::precheck(&state, &who, &bucket, &path).await?;
     let now = unix_now();
     let token = sign_token(
         &state,
@@ -250,7 +252,7 @@ pub async fn upload(
             .unwrap_or(false),
         presigned: true,
     };
-    let stored = objects::store_upload(&state, who, &bucket, &path, request).await?;
+    let stored = upload::store_upload(&state, who, &bucket, &path, request).await?;
     let key = stored.0["Key"].clone();
     Ok(Json(json!({"Key": key, "Id": stored.0["Id"]})))
 }

@@ -6,7 +6,8 @@
 //! single upload is (limits, policies, pending bytes) and the file is removed.
 
 use super::error::{StorageError, StorageResult};
-use super::objects::{self, Uploader};
+use super::objects;
+use super::upload::{self, Uploader};
 use super::{caller, names};
 use crate::app::AppState;
 use crate::db::Mode;
@@ -198,7 +199,7 @@ pub async fn create(State(state): State<AppState>, headers: HeaderMap) -> Storag
         access: who.clone(),
         presigned: false,
     };
-    objects::precheck(&state, &uploader, &bucket_id, &name).await?;
+    upload::precheck(&state, &uploader, &bucket_id, &name).await?;
     let id = uuid::Uuid::new_v4().simple().to_string();
     tokio::fs::File::create(state.storage.uploads_dir.join(&id))
         .await
@@ -385,12 +386,12 @@ async fn finish(
         .user_metadata
         .as_deref()
         .and_then(|m| serde_json::from_str::<Value>(m).ok());
-    objects::write_stream(
+    upload::write_stream(
         state,
         uploader,
         &upload.bucket_id,
         &upload.name,
-        objects::StreamMeta {
+        upload::StreamMeta {
             content_type: upload
                 .content_type
                 .clone()
@@ -398,7 +399,7 @@ async fn finish(
             cache_control: upload.cache_control.clone(),
             user_metadata,
         },
-        objects::file_stream(file),
+        upload::file_stream(file),
     )
     .await
     .map(|_| ())
