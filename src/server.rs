@@ -116,6 +116,7 @@ async fn run(config: Config) -> Result<(), ServerError> {
     tracing::info!(%addr, data_dir = %state.config.data_dir.display(), "ready");
 
     let checkpointer = tokio::spawn(checkpoint_loop(db.clone()));
+    let janitor = tokio::spawn(storage::store::janitor(state.clone()));
     let app = app::router(state);
     axum::serve(
         listener,
@@ -125,6 +126,7 @@ async fn run(config: Config) -> Result<(), ServerError> {
     .await?;
     tracing::info!("draining done; closing the database");
     checkpointer.abort();
+    janitor.abort();
     drop(db);
     // The writer thread finishes queued jobs, checkpoints (TRUNCATE) and closes.
     tokio::task::spawn_blocking(move || writer_thread.join())

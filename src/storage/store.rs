@@ -172,3 +172,40 @@ where
         etag: format!("\"{}\"", hex::encode(md5.finalize())),
     })
 }
+
+/// Pending bytes older than this are orphans even while serving (no upload takes a day).
+const STALE_PENDING_SECS: i64 = 24 * 3600;
+/// Resumable uploads untouched this long are abandoned.
+const STALE_UPLOAD_SECS: i64 = 24 * 3600;
+
+/// Every hour: delete orphaned bytes and abandoned resumable uploads.
+pub async fn janitor(state: crate::app::AppState) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if let Err(e) = sweep(&state.db, &state.storage.op, STALE_PENDING_SECS).await {
+            tracing::warn!(error = %e.message, "cannot sweep orphaned object bytes");
+        }
+        let cutoff = unix_now() - STALE_UPLOAD_SECS;
+        let stale: Result<Vec<String>, StorageError> = state
+            .db
+            .writer
+            .write(Mode::Commit, None, move |conn| {
+                let ids: Vec<String> = conn
+                    .prepare("SELECT id FROM _outpost_storage_uploads WHERE created_at < ?1")?
+                    .query_map([cutoff], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                conn.execute(
+                    "DELETE FROM _outpost_storage_uploads WHERE created_at < ?1",
+                    [cutoff],
+                )?;
+                Ok(ids)
+            })
+            .await;
+        for id in stale.unwrap_or_default() {
+            let _ = tokio::fs::remove_file(state.storage.uploads_dir.join(id)).await;
+        }
+    }
+}
