@@ -296,7 +296,7 @@ class Outpost(Server):
         (mig / "001_bench.sql").write_text(OUTPOST_SCHEMA)
         # The auth workloads sign in from one address as one user: lift the rate limits.
         unlimited = {f"OUTPOST_AUTH_RATE_LIMIT_{k}": "1000000000" for k in ("SIGNIN", "SIGNUP", "OTP", "VERIFY", "REFRESH")}
-        env = dict(os.environ, OUTPOST_JWT_SECRET=JWT_SECRET, **unlimited)
+        env = dict(os.environ, OUTPOST_JWT_SECRET=JWT_SECRET, OUTPOST_STORAGE_MAX_FILE_SIZE=str(4 << 30), **unlimited)
         self.proc = subprocess.Popen(
             prefix + [str(self.binary), "serve", "--http", "127.0.0.1:0", "--data-dir", str(self.dir / "data"), "--migrations-dir", str(mig)],
             stdout=subprocess.PIPE, stderr=open(self.dir / "server.log", "w"), text=True, env=env,
@@ -667,6 +667,107 @@ def report(results: dict, info: dict) -> str:
 # ---------------------------------------------------------------------------- main
 
 
+# ---------------------------------------------------------------------------- storage
+
+MB = 1024 * 1024
+
+
+def _stream_request(url: str, method: str, path: str, headers: dict, size: int, chunk: int = MB):
+    """Send `size` bytes of body in `chunk`s without holding them; returns (status, body)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    u = urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=600)
+    conn.putrequest(method, path)
+    for k, v in headers.items():
+        conn.putheader(k, v)
+    conn.putheader("Content-Length", str(size))
+    conn.endheaders()
+    block = b"\x5a" * chunk
+    left = size
+    while left > 0:
+        n = min(left, chunk)
+        conn.send(block if n == chunk else block[:n])
+        left -= n
+    resp = conn.getresponse()
+    body = resp.read()
+    conn.close()
+    return resp.status, body
+
+
+def _download(url: str, path: str, headers: dict) -> tuple[float, float, int]:
+    """GET `path`; returns (seconds to first byte, total seconds, bytes)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    u = urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=600)
+    started = time.perf_counter()
+    conn.request("GET", path, headers=headers)
+    resp = conn.getresponse()
+    first = resp.read(1)
+    ttfb = time.perf_counter() - started
+    total = len(first)
+    while True:
+        buf = resp.read(MB)
+        if not buf:
+            break
+        total += len(buf)
+    elapsed = time.perf_counter() - started
+    conn.close()
+    if resp.status != 200:
+        raise RuntimeError(f"download {path}: {resp.status}")
+    return ttfb, elapsed, total
+
+
+def storage_bench(args) -> None:
+    """Upload/download throughput for 1 MB and 100 MB objects, time to first byte, and the
+    server's RSS while a 1 GB upload streams through it (it must stay flat)."""
+    server_prefix, _, pin_text = pinning()
+    outpost_bin, _ = build(args.skip_build)
+    srv = Outpost("outpost", outpost_bin)
+    srv.start(server_prefix)
+    try:
+        service = jwt({"role": "service_role", "iss": "outpost"})
+        h = {"apikey": service, "Authorization": f"Bearer {service}"}
+        http("POST", f"{srv.url}/storage/v1/bucket", {"id": "bench", "file_size_limit": "2GB"}, h)
+        up = dict(h, **{"Content-Type": "application/octet-stream", "x-upsert": "true"})
+        rows = []
+        for size, count in ((MB, 20 if not args.quick else 5), (100 * MB, 3 if not args.quick else 1)):
+            t0 = time.perf_counter()
+            for i in range(count):
+                status, body = _stream_request(srv.url, "POST", f"/storage/v1/object/bench/f{size}-{i}", up, size)
+                if status != 200:
+                    raise RuntimeError(f"upload failed: {status} {body[:200]!r}")
+            up_s = time.perf_counter() - t0
+            ttfbs, down_s = [], 0.0
+            for i in range(count):
+                ttfb, elapsed, got = _download(srv.url, f"/storage/v1/object/bench/f{size}-{i}", h)
+                assert got == size, (got, size)
+                ttfbs.append(ttfb)
+                down_s += elapsed
+            rows.append((size, count, size * count / MB / up_s, size * count / MB / down_s, statistics.median(ttfbs) * 1000))
+            log(f"{size // MB} MB × {count}: up {rows[-1][2]:.0f} MB/s, down {rows[-1][3]:.0f} MB/s, TTFB {rows[-1][4]:.1f} ms")
+        before = rss_kb(srv.proc.pid)
+        with RssSampler(srv.proc.pid) as sampler:
+            t0 = time.perf_counter()
+            status, body = _stream_request(srv.url, "POST", "/storage/v1/object/bench/one-gigabyte", up, 1024 * MB)
+            gb_s = time.perf_counter() - t0
+        if status != 200:
+            raise RuntimeError(f"1 GB upload failed: {status} {body[:200]!r}")
+        log(f"1 GB upload: {1024 / gb_s:.0f} MB/s, RSS {before / 1024:.1f} MB before, peak {sampler.peak / 1024:.1f} MB")
+        print(f"Machine: {machine()['cores']} cores; {pin_text}; backend: local filesystem")
+        print("| object | count | upload MB/s | download MB/s | time to first byte |")
+        print("|---|---|---|---|---|")
+        for size, count, up_rate, down_rate, ttfb in rows:
+            print(f"| {size // MB} MB | {count} | {up_rate:.0f} | {down_rate:.0f} | {ttfb:.1f} ms |")
+        print(f"\n1 GB upload: {1024 / gb_s:.0f} MB/s; server RSS {before / 1024:.1f} MB before, "
+              f"{sampler.peak / 1024:.1f} MB peak during the upload.")
+    finally:
+        srv.stop()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--conns", default="1,16,64", help="concurrency levels (comma-separated)")
@@ -680,6 +781,8 @@ def main() -> None:
     ap.add_argument("--skip-build", action="store_true")
     ap.add_argument("--write-docs", action="store_true", help="also write docs/benchmarks.md")
     ap.add_argument("--report", metavar="JSON", help="only render the report of a saved run (bench/results/*.json)")
+    ap.add_argument("--storage", action="store_true",
+                    help="storage instead: upload/download throughput (1 MB, 100 MB), time to first byte, RSS during a 1 GB upload")
     args = ap.parse_args()
     if args.report:
         saved = json.loads(Path(args.report).read_text())
@@ -687,6 +790,9 @@ def main() -> None:
         print(table)
         if args.write_docs:
             write_docs(table)
+        return
+    if args.storage:
+        storage_bench(args)
         return
     if args.quick:
         args.conns, args.runs, args.duration, args.warmup = "16", 1, 3.0, 1.0

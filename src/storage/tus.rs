@@ -231,11 +231,10 @@ pub async fn create(State(state): State<AppState>, headers: HeaderMap) -> Storag
             Ok::<_, StorageError>(())
         })
         .await?;
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("localhost");
-    let location = format!("http://{host}/storage/v1/upload/resumable/{id}");
+    let location = format!(
+        "{}/storage/v1/upload/resumable/{id}",
+        state.auth.config.public_url
+    );
     Ok(with(
         StatusCode::CREATED,
         &[("location", location), ("upload-offset", "0".into())],

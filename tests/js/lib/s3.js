@@ -1,9 +1,10 @@
 // A real S3-compatible server for the storage suite: moto_server (PyPI `moto[server]`, pinned)
 // from a virtualenv at tests/js/.venv-moto that is created on first use and reused afterwards.
 //
-//   const s3 = await startS3();          // {endpoint, bucket, env, listKeys, stop}
+//   const s3 = await startS3();          // {endpoint, bucket, env, envFor, createBucket, listKeys, stop}
 //   const srv = await startServer({ env: s3.env });
 //   ... await s3.listKeys()              // what is really in the S3 bucket
+//   const env2 = s3.envFor(await s3.createBucket('other'));   // a second, separate bucket
 //   await s3.stop();
 //
 // Needs `python3` with the venv module (Debian: python3-venv) and access to PyPI the first time.
@@ -159,45 +160,66 @@ export async function startS3({ bucket = 'outpost-test' } = {}) {
       if (Date.now() > deadline) throw new Error(`moto_server did not answer on ${endpoint} (last: ${last})`);
       await sleep(150);
     }
-    const put = await fetch(`${endpoint}/${bucket}`, { method: 'PUT' });
-    const putText = await put.text();
-    if (put.status !== 200) throw new Error(`PUT ${endpoint}/${bucket} -> ${put.status}: ${putText}`);
-    const head = await fetch(`${endpoint}/${bucket}`, { method: 'HEAD' });
-    if (head.status !== 200) throw new Error(`HEAD ${endpoint}/${bucket} -> ${head.status} after creating it`);
+    await createBucket(endpoint, bucket);
   } catch (e) {
     await stop();
     throw new Error(`${e.message}\n--- moto_server output ---\n${out}`);
   }
 
-  /** Every key in the S3 bucket (ListObjectsV2, unsigned; moto does not check signatures). */
-  const listKeys = async (prefix = '') => {
-    const keys = [];
-    let token = null;
-    for (let page = 0; page < 100; page++) {
-      const q = new URLSearchParams({ 'list-type': '2' });
-      if (prefix) q.set('prefix', prefix);
-      if (token) q.set('continuation-token', token);
-      const res = await fetch(`${endpoint}/${bucket}?${q}`);
-      const xml = await res.text();
-      if (res.status !== 200) throw new Error(`ListObjectsV2 ${bucket} -> ${res.status}: ${xml}`);
-      for (const m of xml.matchAll(/<Key>([^<]*)<\/Key>/g)) keys.push(decodeXml(m[1]));
-      const truncated = /<IsTruncated>true<\/IsTruncated>/.test(xml);
-      const next = /<NextContinuationToken>([^<]*)<\/NextContinuationToken>/.exec(xml);
-      if (!truncated || !next) break;
-      token = decodeXml(next[1]);
-    }
-    return keys.sort();
-  };
-
-  const env = {
+  /** Outpost's env for keeping object bytes in `name` (default: the first bucket). */
+  const envFor = (name = bucket) => ({
     OUTPOST_STORAGE_BACKEND: 's3',
-    OUTPOST_STORAGE_S3_BUCKET: bucket,
+    OUTPOST_STORAGE_S3_BUCKET: name,
     OUTPOST_STORAGE_S3_ENDPOINT: endpoint,
     OUTPOST_STORAGE_S3_REGION: 'us-east-1',
     AWS_ACCESS_KEY_ID: 'testing',
     AWS_SECRET_ACCESS_KEY: 'testing',
+  });
+  return {
+    endpoint,
+    bucket,
+    region: 'us-east-1',
+    env: envFor(bucket),
+    envFor,
+    /** Create another S3 bucket (plain unsigned PUT). */
+    createBucket: (name) => createBucket(endpoint, name),
+    /** Every key in an S3 bucket (default: the first one). */
+    listKeys: (prefix = '', name = bucket) => listBucketKeys(endpoint, name, prefix),
+    stop,
+    logs: () => out,
+    process: child,
   };
-  return { endpoint, bucket, region: 'us-east-1', env, listKeys, stop, logs: () => out, process: child };
+}
+
+/** Create an S3 bucket with a plain unsigned PUT (moto does not check signatures) and check it exists. */
+export async function createBucket(endpoint, name) {
+  const put = await fetch(`${endpoint}/${name}`, { method: 'PUT' });
+  const putText = await put.text();
+  if (put.status !== 200) throw new Error(`PUT ${endpoint}/${name} -> ${put.status}: ${putText}`);
+  const head = await fetch(`${endpoint}/${name}`, { method: 'HEAD' });
+  await head.arrayBuffer();
+  if (head.status !== 200) throw new Error(`HEAD ${endpoint}/${name} -> ${head.status} after creating it`);
+  return name;
+}
+
+/** Every key in an S3 bucket (ListObjectsV2, unsigned), sorted. */
+export async function listBucketKeys(endpoint, name, prefix = '') {
+  const keys = [];
+  let token = null;
+  for (let page = 0; page < 1000; page++) {
+    const q = new URLSearchParams({ 'list-type': '2' });
+    if (prefix) q.set('prefix', prefix);
+    if (token) q.set('continuation-token', token);
+    const res = await fetch(`${endpoint}/${name}?${q}`);
+    const xml = await res.text();
+    if (res.status !== 200) throw new Error(`ListObjectsV2 ${name} -> ${res.status}: ${xml}`);
+    for (const m of xml.matchAll(/<Key>([^<]*)<\/Key>/g)) keys.push(decodeXml(m[1]));
+    const truncated = /<IsTruncated>true<\/IsTruncated>/.test(xml);
+    const next = /<NextContinuationToken>([^<]*)<\/NextContinuationToken>/.exec(xml);
+    if (!truncated || !next) break;
+    token = decodeXml(next[1]);
+  }
+  return keys.sort();
 }
 
 function decodeXml(s) {
