@@ -24,6 +24,14 @@ const ALLOW_HEADERS: &[&str] = &[
     "traceparent",
     "tracestate",
     "baggage",
+    // Resumable uploads (TUS).
+    "tus-resumable",
+    "upload-length",
+    "upload-metadata",
+    "upload-offset",
+    "upload-defer-length",
+    "upload-concat",
+    "x-http-method-override",
 ];
 
 const EXPOSE_HEADERS: &[&str] = &[
@@ -35,6 +43,16 @@ const EXPOSE_HEADERS: &[&str] = &[
     "location",
     "preference-applied",
     "content-location",
+    // Downloads and resumable uploads.
+    "etag",
+    "last-modified",
+    "content-disposition",
+    "tus-resumable",
+    "tus-version",
+    "tus-extension",
+    "tus-max-size",
+    "upload-offset",
+    "upload-length",
 ];
 
 /// The CORS layer; `origins == None` allows any origin.

@@ -200,12 +200,29 @@ pub async fn update(
     body: Bytes,
 ) -> StorageResult<Json<Value>> {
     let who = caller(&state, &headers)?;
-    let body: BucketBody = parse_json(&body)?;
+    // A field left out keeps its value; `null` clears it.
+    let fields: serde_json::Map<String, Value> = parse_json(&body)?;
+    let public = match fields.get("public") {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(_) => return Err(StorageError::invalid("public must be a boolean")),
+    };
+    let limit = fields.get("file_size_limit").map(parse_size).transpose()?;
+    let mimes = match fields.get("allowed_mime_types") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(v @ Value::Array(items)) if items.iter().all(Value::is_string) => {
+            Some(Some(v.to_string()))
+        }
+        Some(_) => {
+            return Err(StorageError::invalid(
+                "allowed_mime_types must be an array of strings",
+            ))
+        }
+    };
     let schema = state.db.schema.get();
     let visible = who.using(&schema, BUCKETS, Command::Update);
     let check = who.check(&schema, BUCKETS, Command::Update);
-    let limit = body.file_size_limit.as_ref().map(parse_size).transpose()?;
-    let mimes = body.allowed_mime_types.map(|m| Value::from(m).to_string());
     state
         .db
         .writer
@@ -220,11 +237,13 @@ pub async fn update(
                 )
                 .optional()?
                 .ok_or_else(StorageError::no_such_bucket)?;
-            let public = body.public.unwrap_or(current.public);
+            let public = public.unwrap_or(current.public);
             let limit = limit.unwrap_or(current.file_size_limit);
-            let mimes = mimes.or(current
-                .allowed_mime_types
-                .map(|m| Value::from(m).to_string()));
+            let mimes = mimes.unwrap_or_else(|| {
+                current
+                    .allowed_mime_types
+                    .map(|m| Value::from(m).to_string())
+            });
             let row = BucketRow {
                 id: &id,
                 owner: current.owner.as_deref(),

@@ -102,18 +102,13 @@ fn download_url(
         claims["transformations"] = t.clone();
     }
     let token = sign_token(state, claims)?;
-    let encoded: Vec<String> = path
-        .split('/')
-        .map(|s| {
-            form_urlencoded::byte_serialize(s.as_bytes())
-                .collect::<String>()
-                .replace('+', "%20")
-        })
-        .collect();
-    Ok(format!(
-        "/object/sign/{bucket}/{}?token={token}",
-        encoded.join("/")
-    ))
+    // The path goes out as it is: the client percent-encodes the URL it is given.
+    let route = if transform.is_some() {
+        "render/image/sign"
+    } else {
+        "object/sign"
+    };
+    Ok(format!("/{route}/{bucket}/{path}?token={token}"))
 }
 
 /// `POST /object/sign/{bucket}/{path}` `{expiresIn}` → `{signedURL}`.

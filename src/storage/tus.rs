@@ -57,6 +57,18 @@ pub async fn options(State(state): State<AppState>) -> Response {
     )
 }
 
+/// TUS requests other than `OPTIONS` must say which protocol version they speak.
+fn require_version(headers: &HeaderMap) -> StorageResult<()> {
+    match headers.get("tus-resumable").and_then(|v| v.to_str().ok()) {
+        Some(TUS_VERSION) => Ok(()),
+        _ => Err(StorageError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "InvalidTusVersion",
+            "Tus-Resumable: 1.0.0 is required",
+        )),
+    }
+}
+
 /// `Upload-Metadata`: comma-separated `key base64(value)` pairs.
 fn metadata(headers: &HeaderMap) -> StorageResult<std::collections::HashMap<String, String>> {
     let mut out = std::collections::HashMap::new();
@@ -147,6 +159,7 @@ fn same_owner(who: &super::access::Access, upload: &Upload) -> StorageResult<()>
 /// `POST /upload/resumable`: create an upload from `Upload-Length` and `Upload-Metadata`
 /// (`bucketName`, `objectName`, `contentType`, `cacheControl`, `metadata`).
 pub async fn create(State(state): State<AppState>, headers: HeaderMap) -> StorageResult<Response> {
+    require_version(&headers)?;
     let who = caller(&state, &headers)?;
     if headers.get("upload-defer-length").is_some() {
         return Err(StorageError::invalid(
@@ -247,6 +260,7 @@ pub async fn head(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> StorageResult<Response> {
+    require_version(&headers)?;
     let who = caller(&state, &headers)?;
     valid_id(&id)?;
     let upload = load(&state, &id).await?;
@@ -268,6 +282,7 @@ pub async fn patch(
     request: Request,
 ) -> StorageResult<Response> {
     let headers = request.headers().clone();
+    require_version(&headers)?;
     let who = caller(&state, &headers)?;
     valid_id(&id)?;
     let upload = load(&state, &id).await?;

@@ -127,7 +127,19 @@ pub async fn store_upload(
                 user_metadata,
                 declared_length: None,
             };
-            return write_object(state, who, &bucket, name, meta, field, limit).await;
+            let mut field = field;
+            let result = write_object(state, who, &bucket, name, meta, &mut field, limit).await;
+            if result.is_err() {
+                // Read what the client is still sending so that it gets the answer, not a reset.
+                let mut left = drain(&mut field, DRAIN_CAP).await;
+                while left > 0 {
+                    match form.next_field().await {
+                        Ok(Some(mut next)) => left = drain(&mut next, left).await,
+                        _ => break,
+                    }
+                }
+            }
+            return result;
         }
         return Err(StorageError::invalid("The multipart body has no file part"));
     }
@@ -146,8 +158,30 @@ pub async fn store_upload(
             .transpose()?,
         declared_length: declared,
     };
-    let body = request.into_body().into_data_stream();
-    write_object(state, who, &bucket, name, meta, body, limit).await
+    let mut body = request.into_body().into_data_stream();
+    let result = write_object(state, who, &bucket, name, meta, &mut body, limit).await;
+    if result.is_err() {
+        drain(&mut body, DRAIN_CAP).await;
+    }
+    result
+}
+
+/// Most bytes read and dropped after a refusal so the client sees the answer.
+const DRAIN_CAP: u64 = 32 * 1024 * 1024;
+
+/// Read and drop up to `cap` bytes of `body`; returns how much of the cap is left.
+async fn drain<S, E>(body: &mut S, cap: u64) -> u64
+where
+    S: futures_util::Stream<Item = Result<Bytes, E>> + Unpin,
+{
+    let mut left = cap;
+    while left > 0 {
+        match body.next().await {
+            Some(Ok(chunk)) => left = left.saturating_sub(chunk.len() as u64),
+            _ => break,
+        }
+    }
+    left
 }
 
 async fn write_object<S, E>(
@@ -156,7 +190,7 @@ async fn write_object<S, E>(
     bucket: &Bucket,
     name: &str,
     meta: UploadMeta,
-    body: S,
+    body: &mut S,
     limit: u64,
 ) -> StorageResult<Json<Value>>
 where
@@ -206,7 +240,7 @@ where
     }
     let version = store::new_version();
     store::mark_pending(&state.db, vec![version.clone()]).await?;
-    let written = match store::write(&state.storage.op, &version, body, limit).await {
+    let written = match store::write(&state.storage.op, &version, &mut *body, limit).await {
         Ok(w) => w,
         Err(e) => {
             store::discard(&state.db, &state.storage.op, vec![version]).await;
@@ -509,7 +543,8 @@ where
         user_metadata: meta.user_metadata,
         declared_length: None,
     };
-    write_object(state, who, &bucket, name, meta, body, limit).await
+    let mut body = body;
+    write_object(state, who, &bucket, name, meta, &mut body, limit).await
 }
 
 /// What a streamed object is stored with.

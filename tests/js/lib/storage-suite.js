@@ -498,6 +498,21 @@ export function storageSuite(name, makeEnv, { backend = 'fs', storedKeys = fsSto
         assert.ok(!body.includes('hello'), 'private object bytes leaked');
       });
 
+      test('updateBucket changes only the fields it is given; null clears a limit', async () => {
+        const id = uniq('partial');
+        sOk(await st.createBucket(id, { public: false, fileSizeLimit: 4096, allowedMimeTypes: ['image/png'] }));
+        sOk(await st.updateBucket(id, { public: true }));
+        let b = sOk(await st.getBucket(id));
+        assert.equal(b.public, true);
+        assert.equal(b.file_size_limit, 4096, `an update without fileSizeLimit keeps it: ${JSON.stringify(b)}`);
+        assert.deepEqual(b.allowed_mime_types, ['image/png'], `an update without allowedMimeTypes keeps them: ${JSON.stringify(b)}`);
+        sOk(await st.updateBucket(id, { public: true, fileSizeLimit: null, allowedMimeTypes: null }));
+        b = sOk(await st.getBucket(id));
+        assert.equal(b.file_size_limit, null, JSON.stringify(b));
+        assert.equal(b.allowed_mime_types, null, JSON.stringify(b));
+        sOk(await st.from(id).upload('big.txt', 'x'.repeat(8000), { contentType: 'text/plain' }), 'no limits any more');
+      });
+
       test('creating a bucket twice is a 409 Duplicate', async () => {
         const id = uniq('dup');
         sOk(await st.createBucket(id));
@@ -507,7 +522,7 @@ export function storageSuite(name, makeEnv, { backend = 'fs', storedKeys = fsSto
       });
 
       test('getBucket / updateBucket / deleteBucket / emptyBucket of a missing bucket: 404', async () => {
-        sFails(await st.getBucket('no-such-bucket'), 404, 'getBucket missing');
+        sFails(await st.getBucket('no-such-bucket'), 404, 'getBucket missing', { code: ['NoSuchBucket', undefined] });
         sFails(await st.updateBucket('no-such-bucket', { public: true }), 404, 'updateBucket missing');
         sFails(await st.deleteBucket('no-such-bucket'), 404, 'deleteBucket missing');
         sFails(await st.emptyBucket('no-such-bucket'), 404, 'emptyBucket missing');
@@ -609,9 +624,6 @@ export function storageSuite(name, makeEnv, { backend = 'fs', storedKeys = fsSto
         const e = sFails(await st.from('files').upload(p, 'second'), 409, 'second upload without upsert');
         assert.match(`${e.message} ${e.code ?? ''}`, /exist|duplicate/i, `message should say it exists: ${e.message}`);
         assert.equal(await sOk(await st.from('files').download(p)).text(), 'first');
-        // a Blob upload takes the same path through multipart
-        sFails(await st.from('files').upload(p, new Blob(['third'], { type: 'text/plain' })), 409, 'multipart duplicate');
-        assert.equal(await sOk(await st.from('files').download(p)).text(), 'first');
       });
 
       test('upsert true replaces the object (bytes, size, content type)', async () => {
@@ -641,7 +653,7 @@ export function storageSuite(name, makeEnv, { backend = 'fs', storedKeys = fsSto
 
       test('download / info of a missing object: 404 NoSuchKey-style; exists() true/false', async () => {
         sFails(await st.from('files').download('nope/missing.txt'), 404, 'download missing');
-        sFails(await st.from('files').info('nope/missing.txt'), 404, 'info missing');
+        sFails(await st.from('files').info('nope/missing.txt'), 404, 'info missing', { code: ['NoSuchKey', undefined] });
         const ex = await st.from('files').exists('nope/missing.txt');
         assert.equal(ex.data, false, showRes(ex));
         const p = `${uniq('ex')}.txt`;
@@ -1036,6 +1048,13 @@ export function storageSuite(name, makeEnv, { backend = 'fs', storedKeys = fsSto
         assert.ok(cd.includes('name.txt'), `Content-Disposition must name the file: ${cd}`);
         assert.equal(await dl.text(), 'public bytes');
 
+        const dl2 = await fetch(st.from('pub').getPublicUrl(p, { download: true }).data.publicUrl);
+        assert.equal(dl2.status, 200);
+        const cd2 = dl2.headers.get('content-disposition') ?? '';
+        assert.match(cd2, /^attachment/i, `download=true: ${cd2}`);
+        assert.ok(cd2.includes(p.split('/').pop()), `download=true names the object's own file name: ${cd2}`);
+        await dl2.text();
+
         // Range works on the public route too
         const rr = await fetch(publicUrl, { headers: { Range: 'bytes=0-5' } });
         assert.equal(rr.status, 206);
@@ -1249,10 +1268,12 @@ export function storageSuite(name, makeEnv, { backend = 'fs', storedKeys = fsSto
         assert.deepEqual(sOk(await st.from('pngonly').list()).map((o) => o.name), ['ok.png']);
       });
 
-      test('a refused multipart upload always reaches the client as a clean 415/413 (30 tries each)', async () => {
+      test('a refused multipart upload always reaches the client as a clean 415/413/409 (30 tries each)', async () => {
         // The refusal must not close the connection while supabase-js is still sending the
         // form; otherwise the client sees "fetch failed" (EPIPE/ECONNRESET) instead of the error.
         const outcomes = {};
+        const dupPath = `${uniq('mpdup')}.txt`;
+        sOk(await st.from('files').upload(dupPath, 'first'));
         for (let i = 0; i < 30; i++) {
           const p = `${uniq('mp')}.txt`;
           const r = await st.from('pngonly').upload(p, new Blob(['x'], { type: 'text/plain' }));
@@ -1261,11 +1282,15 @@ export function storageSuite(name, makeEnv, { backend = 'fs', storedKeys = fsSto
           const r2 = await st.from('limited').upload(`${uniq('mp')}.bin`, new Blob([randomBytes(4096)]));
           const k2 = `size: ${r2.error?.name} ${r2.error?.status} ${r2.error?.name === 'StorageUnknownError' ? r2.error.originalError?.cause?.code : ''}`;
           outcomes[k2] = (outcomes[k2] ?? 0) + 1;
+          const r3 = await st.from('files').upload(dupPath, new Blob(['again'], { type: 'text/plain' }));
+          const k3 = `dup: ${r3.error?.name} ${r3.error?.status} ${r3.error?.name === 'StorageUnknownError' ? r3.error.originalError?.cause?.code : ''}`;
+          outcomes[k3] = (outcomes[k3] ?? 0) + 1;
         }
+        assert.equal(await sOk(await st.from('files').download(dupPath)).text(), 'first', 'duplicates kept the first bytes');
         const bad = Object.keys(outcomes).filter((k) => !k.includes('StorageApiError'));
         assert.deepEqual(bad, [], `every refusal must be an API error: ${JSON.stringify(outcomes)}`);
         for (const k of Object.keys(outcomes)) {
-          assert.ok(/^mime: StorageApiError (415|400) $|^size: StorageApiError (413|400) $/.test(k), JSON.stringify(outcomes));
+          assert.ok(/^mime: StorageApiError (415|400) $|^size: StorageApiError (413|400) $|^dup: StorageApiError (409|400) $/.test(k), JSON.stringify(outcomes));
         }
         assert.deepEqual(sOk(await st.from('pngonly').list()).filter((o) => o.name.startsWith('mp-')), [], 'nothing stored');
       });
@@ -1320,7 +1345,7 @@ export function storageSuite(name, makeEnv, { backend = 'fs', storedKeys = fsSto
         assert.ok(after.equals(body.subarray(0, 5000)), 'a cut-off upsert changed the object');
       });
 
-      test('a body shorter than its Content-Length... is also not stored (multipart cut mid-part)', async () => {
+      test('a cut-off multipart upload (socket closed mid-part) leaves no object', async () => {
         const p = `${uniq('cutmp')}.bin`;
         const boundary = '----outposttest';
         const full = Buffer.concat([
@@ -1361,7 +1386,7 @@ export function storageSuite(name, makeEnv, { backend = 'fs', storedKeys = fsSto
         assert.equal(await sOk(await st.from('files2').download('etc/passwd')).text(), 'not really');
       });
 
-      test("'..' segments: refused with 400 (raw and percent-encoded) and nothing is written", async () => {
+      test("'..' segments (raw and percent-encoded), backslashes, NUL: refused with 400 and nothing is written", async () => {
         const before = await snapshot();
         const marker = `dotdot-${randomBytes(8).toString('hex')}`;
         const bad = [
@@ -1371,7 +1396,8 @@ export function storageSuite(name, makeEnv, { backend = 'fs', storedKeys = fsSto
           '/storage/v1/object/files/%2e%2e/%2e%2e/x.txt',
           '/storage/v1/object/files/a/%2E%2E/%2E%2E/etc/passwd',
           '/storage/v1/object/files/..',
-          '/storage/v1/object/files/a/./b.txt',
+          '/storage/v1/object/files/a%5C..%5C..%5Cx.txt', // backslashes
+          '/storage/v1/object/files/a%00b.txt', // NUL
         ];
         for (const p of bad) {
           const r = await rawRequest(srv, {
@@ -1380,11 +1406,8 @@ export function storageSuite(name, makeEnv, { backend = 'fs', storedKeys = fsSto
             headers: { ...authHeaders(srv.serviceKey), 'Content-Type': 'text/plain', 'x-upsert': 'true' },
             body: Buffer.from(marker),
           });
-          assert.ok(
-            statusIs(r.status, r.json?.statusCode, 400) || r.status === 404,
-            `POST ${p} must be refused (400), got ${r.status} ${r.text}`,
-          );
-          assert.notEqual(r.status, 200, `POST ${p} was accepted: ${r.text}`);
+          assert.ok(statusIs(r.status, r.json?.statusCode, 400), `POST ${p} must be refused with 400, got ${r.status} ${r.text}`);
+          assert.equal(typeof r.json?.message, 'string', `POST ${p}: error body ${r.text}`);
         }
         assert.deepEqual(await snapshot(), before, 'listing changed after refused uploads');
         // nothing with the marker reached the disk outside the store's own files
@@ -1425,6 +1448,71 @@ export function storageSuite(name, makeEnv, { backend = 'fs', storedKeys = fsSto
         sFails(await st.from('files').copy(src, 'a/../../escape.txt'), 400, 'copy to ..');
         assert.equal(await sOk(await st.from('files').download(src)).text(), 'stay');
         assert.equal((await st.from('files').exists('escape.txt')).data, false);
+      });
+    });
+
+    // ------------------------------------------------------------------------------ CORS
+    describe('browsers (CORS)', () => {
+      const ORIGIN = 'http://app.example.test';
+      const splitList = (v) => (v ?? '').split(',').map((x) => x.trim().toLowerCase()).filter(Boolean);
+      async function preflight(p, method, headers) {
+        const res = await fetch(`${srv.url}/storage/v1${p}`, {
+          method: 'OPTIONS',
+          headers: { Origin: ORIGIN, 'Access-Control-Request-Method': method, 'Access-Control-Request-Headers': headers.join(',') },
+        });
+        await res.text();
+        assert.ok(res.status >= 200 && res.status < 300, `preflight ${method} ${p}: ${res.status}`);
+        const origin = res.headers.get('access-control-allow-origin');
+        assert.ok(origin === '*' || origin === ORIGIN, `allow-origin: ${origin}`);
+        const allowHeaders = splitList(res.headers.get('access-control-allow-headers'));
+        if (!allowHeaders.includes('*')) {
+          for (const h of headers) assert.ok(allowHeaders.includes(h), `allow-headers lacks ${h}: ${allowHeaders}`);
+        }
+        const allowMethods = splitList(res.headers.get('access-control-allow-methods'));
+        if (!allowMethods.includes('*')) assert.ok(allowMethods.includes(method.toLowerCase()), `allow-methods lacks ${method}: ${allowMethods}`);
+      }
+
+      test('preflights for uploads and downloads allow what storage-js sends', async () => {
+        const h = ['apikey', 'authorization', 'x-client-info', 'content-type', 'x-upsert', 'cache-control', 'x-metadata'];
+        await preflight('/object/files/some/file.txt', 'POST', h);
+        await preflight('/object/files/some/file.txt', 'PUT', h);
+        await preflight('/object/files', 'DELETE', ['apikey', 'authorization', 'content-type']);
+        await preflight('/object/files/some/file.txt', 'GET', ['apikey', 'authorization', 'x-client-info', 'range']);
+      });
+
+      test('preflights for resumable uploads allow the TUS headers and methods', async () => {
+        const h = ['apikey', 'authorization', 'x-client-info', 'tus-resumable', 'upload-length', 'upload-metadata', 'x-upsert'];
+        await preflight('/upload/resumable', 'POST', h);
+        await preflight('/upload/resumable/some-id', 'PATCH', ['apikey', 'authorization', 'tus-resumable', 'upload-offset', 'content-type']);
+        await preflight('/upload/resumable/some-id', 'HEAD', ['apikey', 'authorization', 'tus-resumable']);
+      });
+
+      test('responses expose what browser clients read: Location/Upload-Offset (TUS), Content-Range', async () => {
+        const res = await fetch(`${srv.url}/storage/v1/upload/resumable`, {
+          method: 'POST',
+          headers: {
+            Origin: ORIGIN,
+            ...authHeaders(srv.serviceKey),
+            'Tus-Resumable': '1.0.0',
+            'Upload-Length': '3',
+            'Upload-Metadata': tusMeta({ bucketName: 'files', objectName: `cors/${uniq('c')}.txt`, contentType: 'text/plain' }),
+          },
+        });
+        await res.text();
+        assert.equal(res.status, 201);
+        const origin = res.headers.get('access-control-allow-origin');
+        assert.ok(origin === '*' || origin === ORIGIN, `allow-origin: ${origin}`);
+        const expose = splitList(res.headers.get('access-control-expose-headers'));
+        if (!expose.includes('*')) {
+          for (const h of ['location', 'upload-offset', 'tus-resumable']) assert.ok(expose.includes(h), `expose-headers lacks ${h}: ${expose}`);
+        }
+        const p = `cors/${uniq('r')}.txt`;
+        sOk(await st.from('files').upload(p, '0123456789abcdef'));
+        const r = await fetch(`${srv.url}/storage/v1/object/files/${p}`, { headers: { Origin: ORIGIN, ...authHeaders(srv.serviceKey), Range: 'bytes=0-3' } });
+        await r.text();
+        assert.equal(r.status, 206);
+        const ex2 = splitList(r.headers.get('access-control-expose-headers'));
+        assert.ok(ex2.includes('*') || ex2.includes('content-range'), `expose-headers: ${ex2}`);
       });
     });
 
@@ -1661,14 +1749,14 @@ export function storageSuite(name, makeEnv, { backend = 'fs', storedKeys = fsSto
       const tusUrl = () => `${srv.url}/storage/v1/upload/resumable`;
       const tusHeaders = (extra = {}) => ({ ...authHeaders(srv.serviceKey), 'Tus-Resumable': '1.0.0', ...extra });
 
-      async function create({ bucket = 'files', object, length, contentType = 'application/octet-stream', headers = {}, key } = {}) {
+      async function create({ bucket = 'files', object, length, contentType = 'application/octet-stream', cacheControl = '3600', headers = {}, key } = {}) {
         const h = key ? { ...authHeaders(key), 'Tus-Resumable': '1.0.0' } : tusHeaders();
         const res = await fetch(tusUrl(), {
           method: 'POST',
           headers: {
             ...h,
             'Upload-Length': String(length),
-            'Upload-Metadata': tusMeta({ bucketName: bucket, objectName: object, contentType, cacheControl: '3600' }),
+            'Upload-Metadata': tusMeta({ bucketName: bucket, objectName: object, contentType, cacheControl }),
             ...headers,
           },
         });
@@ -1695,7 +1783,7 @@ export function storageSuite(name, makeEnv, { backend = 'fs', storedKeys = fsSto
       test('create, HEAD, PATCH in three chunks: the object has the exact bytes', async () => {
         const object = `tus/${uniq('t')}.bin`;
         const bytes = randomBytes(150_000);
-        const c = await create({ object, length: bytes.length, contentType: 'application/x-tus-test' });
+        const c = await create({ object, length: bytes.length, contentType: 'application/x-tus-test', cacheControl: '99' });
         assert.equal(c.status, 201, `create: ${c.status} ${c.text}`);
         assert.ok(c.location, 'Location header missing');
         assert.ok(c.location.startsWith(`${tusUrl()}/`), `Location under /upload/resumable/: ${c.location}`);
@@ -1724,6 +1812,14 @@ export function storageSuite(name, makeEnv, { backend = 'fs', storedKeys = fsSto
         const info = sOk(await st.from('files').info(object));
         assert.equal(info.contentType, 'application/x-tus-test');
         assert.equal(info.size, bytes.length);
+        assert.equal(info.cacheControl, 'max-age=99', 'cacheControl from Upload-Metadata');
+        // the finished upload is gone from the resumable endpoint or reports itself complete
+        const done = await headOf(c.location);
+        assert.ok(done.status === 404 || done.headers.get('upload-offset') === String(bytes.length), `HEAD after completion: ${done.status}`);
+        // and it cannot be appended to
+        const more = await patch(c.location, bytes.length, Buffer.from('extra'));
+        assert.ok(more.status >= 400 && more.status < 500, `PATCH after completion: ${more.status} ${more.text}`);
+        assert.ok((await blobBytes(sOk(await st.from('files').download(object)))).equals(bytes), 'object unchanged');
       });
 
       test('a PATCH at the wrong offset is 409 and changes nothing', async () => {
