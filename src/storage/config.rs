@@ -17,6 +17,12 @@ pub enum Backend {
         access_key_id: Option<String>,
         secret_access_key: Option<String>,
     },
+    /// Any other OpenDAL service compiled into this build, configured by its own option names
+    /// (`OUTPOST_STORAGE_OPT_<NAME>=value` → `name=value`).
+    Other {
+        scheme: String,
+        options: HashMap<String, String>,
+    },
 }
 
 /// The storage service's configuration.
@@ -67,11 +73,16 @@ impl StorageConfig {
                 access_key_id: get("AWS_ACCESS_KEY_ID"),
                 secret_access_key: get("AWS_SECRET_ACCESS_KEY"),
             },
-            Some(other) => {
-                return Err(format!(
-                    "OUTPOST_STORAGE_BACKEND: `{other}` is not fs or s3"
-                ))
-            }
+            Some(other) => Backend::Other {
+                scheme: other.to_string(),
+                options: vars
+                    .iter()
+                    .filter_map(|(k, v)| {
+                        k.strip_prefix("OUTPOST_STORAGE_OPT_")
+                            .map(|name| (name.to_ascii_lowercase(), v.clone()))
+                    })
+                    .collect(),
+            },
         };
         Ok(StorageConfig {
             backend,
@@ -111,7 +122,65 @@ impl StorageConfig {
                     .map_err(|e| e.to_string())?
                     .finish()
             }
+            Backend::Other { scheme, options } => {
+                let parsed: opendal::Scheme = scheme
+                    .parse()
+                    .map_err(|e| format!("OUTPOST_STORAGE_BACKEND `{scheme}`: {e}"))?;
+                opendal::Operator::via_iter(parsed, options.clone()).map_err(|e| {
+                    format!(
+                        "OUTPOST_STORAGE_BACKEND `{scheme}`: {e} (this build has fs and s3; \
+                         others need their cargo feature, e.g. storage-azblob, storage-gcs)"
+                    )
+                })?
+            }
         };
         Ok(op)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn backends_from_the_environment() {
+        let dir = Path::new("/data");
+        let c = StorageConfig::from_vars(&vars(&[]), dir).unwrap();
+        assert!(matches!(c.backend, Backend::Fs { ref root } if root == "/data/storage"));
+        assert_eq!(c.max_file_size, 50 * 1024 * 1024);
+        let err =
+            StorageConfig::from_vars(&vars(&[("OUTPOST_STORAGE_BACKEND", "s3")]), dir).unwrap_err();
+        assert!(err.contains("OUTPOST_STORAGE_S3_BUCKET"), "{err}");
+        let c = StorageConfig::from_vars(
+            &vars(&[
+                ("OUTPOST_STORAGE_BACKEND", "s3"),
+                ("OUTPOST_STORAGE_S3_BUCKET", "b"),
+                ("OUTPOST_STORAGE_S3_ENDPOINT", "http://127.0.0.1:9000"),
+                ("AWS_ACCESS_KEY_ID", "id"),
+                ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ]),
+            dir,
+        )
+        .unwrap();
+        assert!(matches!(c.backend, Backend::S3 { ref region, .. } if region == "us-east-1"));
+        let c = StorageConfig::from_vars(
+            &vars(&[
+                ("OUTPOST_STORAGE_BACKEND", "azblob"),
+                ("OUTPOST_STORAGE_OPT_CONTAINER", "c"),
+            ]),
+            dir,
+        )
+        .unwrap();
+        assert!(
+            matches!(c.backend, Backend::Other { ref options, .. } if options["container"] == "c")
+        );
+        assert!(c.operator().is_err(), "azblob is not in the default build");
     }
 }

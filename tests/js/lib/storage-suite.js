@@ -1942,6 +1942,18 @@ CREATE POLICY "folder" ON storage.objects FOR INSERT TO authenticated
   WITH CHECK (bucket_id = 'docs' AND (storage.foldername(name))[1] = auth.uid()::text);
 CREATE POLICY "folder reads" ON storage.objects FOR SELECT TO authenticated
   USING (bucket_id = 'docs' AND (storage.foldername(name))[1] = auth.uid()::text);
+CREATE POLICY "notes insert" ON storage.objects FOR INSERT TO authenticated
+  WITH CHECK (bucket_id = 'notes' AND owner = auth.uid());
+CREATE POLICY "notes select" ON storage.objects FOR SELECT TO authenticated
+  USING (bucket_id = 'notes' AND owner = auth.uid());
+CREATE POLICY "notes update" ON storage.objects FOR UPDATE TO authenticated
+  USING (bucket_id = 'notes' AND owner = auth.uid()) WITH CHECK (bucket_id = 'notes' AND owner = auth.uid());
+CREATE POLICY "notes delete" ON storage.objects FOR DELETE TO authenticated
+  USING (bucket_id = 'notes' AND owner = auth.uid());
+CREATE POLICY "see public buckets" ON storage.buckets FOR SELECT TO authenticated
+  USING (public = true);
+CREATE POLICY "make user buckets" ON storage.buckets FOR INSERT TO authenticated
+  WITH CHECK (id LIKE 'user-%' AND public = true);
 `;
     let alice;
     let bob;
@@ -1954,6 +1966,7 @@ CREATE POLICY "folder reads" ON storage.objects FOR SELECT TO authenticated
       sOk(await st.createBucket('docs', { public: false }));
       sOk(await st.createBucket('closed', { public: false }));
       sOk(await st.createBucket('open', { public: true }));
+      sOk(await st.createBucket('notes', { public: false }));
       sOk(await st.from('closed').upload('secret.txt', 'top secret'));
       sOk(await st.from('open').upload('hello.txt', 'hello public'));
       alice = await signUpUser(srv);
@@ -2058,6 +2071,77 @@ CREATE POLICY "folder reads" ON storage.objects FOR SELECT TO authenticated
       sFails(await alice.client.storage.from('avatars').download(q), [400, 403, 404], 'alice downloads bob');
       const aliceList = sOk(await alice.client.storage.from('avatars').list()).map((o) => o.name);
       assert.ok(aliceList.includes(p) && !aliceList.includes(q), `alice sees only her own: ${aliceList}`);
+    });
+
+    test('without UPDATE / DELETE policies the owner can neither replace nor remove their own file', async () => {
+      const p = `${uniq('noupd')}.txt`;
+      sOk(await alice.client.storage.from('avatars').upload(p, 'v1'));
+      const up = await alice.client.storage.from('avatars').upload(p, 'v2', { upsert: true });
+      assert.ok(up.error, `upsert needs an UPDATE policy: ${showRes(up)}`);
+      const upd = await alice.client.storage.from('avatars').update(p, 'v3');
+      assert.ok(upd.error, `update needs an UPDATE policy: ${showRes(upd)}`);
+      const rm = await alice.client.storage.from('avatars').remove([p]);
+      if (!rm.error) assert.deepEqual(rm.data, [], `remove needs a DELETE policy: ${showRes(rm)}`);
+      const mv = await alice.client.storage.from('avatars').move(p, `${p}.moved`);
+      assert.ok(mv.error, `move needs an UPDATE policy: ${showRes(mv)}`);
+      assert.equal(await sOk(await st.from('avatars').download(p)).text(), 'v1');
+      assert.equal((await st.from('avatars').exists(`${p}.moved`)).data, false);
+    });
+
+    test('full owner policies (notes): the owner upserts, updates, moves, copies and removes; the other user cannot', async () => {
+      const n = `${uniq('note')}.txt`;
+      sOk(await alice.client.storage.from('notes').upload(n, 'v1'));
+      sOk(await alice.client.storage.from('notes').upload(n, 'v2', { upsert: true }), 'owner upsert');
+      assert.equal(await sOk(await alice.client.storage.from('notes').download(n)).text(), 'v2');
+      sOk(await alice.client.storage.from('notes').update(n, 'v3'), 'owner update');
+      assert.equal(await sOk(await alice.client.storage.from('notes').download(n)).text(), 'v3');
+
+      // bob: nothing of alice's
+      assert.ok((await bob.client.storage.from('notes').upload(n, 'bob', { upsert: true })).error, 'bob upsert');
+      assert.ok((await bob.client.storage.from('notes').update(n, 'bob')).error, 'bob update');
+      assert.ok((await bob.client.storage.from('notes').move(n, `${n}.bob`)).error, 'bob move');
+      assert.ok((await bob.client.storage.from('notes').copy(n, `${n}.bobcopy`)).error, 'bob copy (needs SELECT on the source)');
+      const brm = await bob.client.storage.from('notes').remove([n]);
+      if (!brm.error) assert.deepEqual(brm.data, [], `bob removed alice's note: ${showRes(brm)}`);
+      assert.equal(await sOk(await st.from('notes').download(n)).text(), 'v3');
+      assert.equal((await st.from('notes').exists(`${n}.bob`)).data, false);
+      assert.equal((await st.from('notes').exists(`${n}.bobcopy`)).data, false);
+
+      // alice: move, copy (the copy is hers), remove
+      const m = `${uniq('moved')}.txt`;
+      sOk(await alice.client.storage.from('notes').move(n, m), 'owner move');
+      sFails(await alice.client.storage.from('notes').download(n), [400, 404], 'moved away');
+      const c = `${uniq('copy')}.txt`;
+      sOk(await alice.client.storage.from('notes').copy(m, c), 'owner copy');
+      assert.equal(await sOk(await alice.client.storage.from('notes').download(c)).text(), 'v3');
+      sFails(await bob.client.storage.from('notes').download(c), [400, 403, 404], "bob reads alice's copy");
+      const rm = sOk(await alice.client.storage.from('notes').remove([m, c]));
+      assert.deepEqual(rm.map((o) => o.name).sort(), [m, c].sort());
+      assert.equal((await st.from('notes').exists(m)).data, false);
+      assert.equal((await st.from('notes').exists(c)).data, false);
+    });
+
+    test('bucket policies: authenticated users see public buckets only and may create user-* public buckets', async () => {
+      const seen = sOk(await alice.client.storage.listBuckets()).map((b) => b.id);
+      assert.ok(seen.includes('open'), `alice sees the public bucket: ${seen}`);
+      for (const hidden of ['avatars', 'docs', 'closed', 'notes']) assert.ok(!seen.includes(hidden), `alice sees private ${hidden}: ${seen}`);
+      assert.equal(sOk(await alice.client.storage.getBucket('open')).public, true);
+      sFails(await alice.client.storage.getBucket('closed'), [400, 404], 'getBucket of a hidden bucket');
+      const anon = await srv.client('anon').storage.listBuckets();
+      if (!anon.error) assert.deepEqual(anon.data, [], `anon has no bucket policy: ${showRes(anon)}`);
+
+      const mine = `user-${randomBytes(4).toString('hex')}`;
+      assert.deepEqual(sOk(await alice.client.storage.createBucket(mine, { public: true })), { name: mine });
+      assert.equal(sOk(await st.getBucket(mine)).public, true);
+      assert.ok(sOk(await alice.client.storage.listBuckets()).some((b) => b.id === mine));
+      sFails(await alice.client.storage.createBucket(`user-${randomBytes(4).toString('hex')}`, { public: false }), [400, 403], 'private user bucket fails WITH CHECK');
+      const other = `team-${randomBytes(4).toString('hex')}`;
+      sFails(await alice.client.storage.createBucket(other, { public: true }), [400, 403], 'bucket name outside user-%');
+      sFails(await st.getBucket(other), 404, 'refused bucket must not exist');
+      // no UPDATE/DELETE policy on buckets
+      assert.ok((await alice.client.storage.updateBucket(mine, { public: false })).error, 'alice updates her bucket without a policy');
+      assert.ok((await alice.client.storage.deleteBucket(mine)).error, 'alice deletes her bucket without a policy');
+      assert.equal(sOk(await st.getBucket(mine)).public, true);
     });
 
     test('a user cannot upload where no INSERT policy allows it (docs root, a public bucket)', async () => {
