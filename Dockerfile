@@ -3,6 +3,8 @@
 # Run:   docker run -p 8000:8000 -v outpost_data:/data outpost
 
 FROM rust:1-bookworm AS build
+# libclang: rusqlite's pre-update hook bindings are generated with bindgen.
+RUN apt-get update && apt-get install -y --no-install-recommends libclang-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Dependencies first, so source edits do not rebuild them.
 COPY Cargo.toml Cargo.lock ./

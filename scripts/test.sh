@@ -4,6 +4,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# SQLite's pre-update hook (realtime's change capture) makes rusqlite generate its bindings
+# with bindgen, which needs libclang.
+if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 && [ -z "${LIBCLANG_PATH:-}" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing libclang-dev (needed to build rusqlite's pre-update hook bindings)"
+    apt-get install -y -q --no-install-recommends libclang-dev >/dev/null \
+      || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends libclang-dev >/dev/null; }
+  else
+    echo "libclang is required to build Outpost (Debian/Ubuntu: apt-get install libclang-dev)" >&2
+    exit 1
+  fi
+fi
+
 echo "==> cargo test (unit, HTTP integration, crash, property tests)"
 cargo test --all-targets
 

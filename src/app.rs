@@ -21,6 +21,7 @@ pub struct Services {
     pub keys: ProjectKeys,
     pub auth: AuthService,
     pub storage: StorageService,
+    pub realtime: crate::realtime::Realtime,
     pub config: Config,
 }
 
@@ -49,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/rest/v1", rest::router())
         .nest("/auth/v1", auth::router())
         .nest("/storage/v1", storage::router())
+        .nest("/realtime/v1", crate::realtime::router())
         .with_state(state)
         .layer(cors)
         .layer(middleware::from_fn(http::log::requests))

@@ -9,6 +9,7 @@ pub mod db;
 pub mod http;
 pub mod keys;
 pub mod policy;
+pub mod realtime;
 pub mod rest;
 pub mod server;
 pub mod storage;

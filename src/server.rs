@@ -103,6 +103,7 @@ async fn run(config: Config) -> Result<(), ServerError> {
         keys: project_keys.clone(),
         auth,
         storage,
+        realtime: crate::realtime::Realtime::new(crate::realtime::Limits::from_env()),
         config,
     });
 
@@ -117,6 +118,14 @@ async fn run(config: Config) -> Result<(), ServerError> {
 
     let checkpointer = tokio::spawn(checkpoint_loop(db.clone()));
     let janitor = tokio::spawn(storage::store::janitor(state.clone()));
+    let changes = db.changes.lock().ok().and_then(|mut c| c.take());
+    let dispatcher = changes.map(|rx| {
+        tokio::spawn(crate::realtime::changes::run(
+            db.clone(),
+            state.realtime.hub.clone(),
+            rx,
+        ))
+    });
     let app = app::router(state);
     axum::serve(
         listener,
@@ -127,6 +136,9 @@ async fn run(config: Config) -> Result<(), ServerError> {
     tracing::info!("draining done; closing the database");
     checkpointer.abort();
     janitor.abort();
+    if let Some(d) = dispatcher {
+        d.abort();
+    }
     drop(db);
     // The writer thread finishes queued jobs, checkpoints (TRUNCATE) and closes.
     tokio::task::spawn_blocking(move || writer_thread.join())

@@ -32,6 +32,24 @@ pub enum Ddl {
         name: String,
         if_exists: bool,
     },
+    /// `ALTER PUBLICATION supabase_realtime ADD|DROP|SET TABLE a, b`.
+    Publication {
+        change: PublicationChange,
+        tables: Vec<String>,
+    },
+    /// `ALTER TABLE t REPLICA IDENTITY FULL|DEFAULT`.
+    ReplicaIdentity {
+        table: String,
+        full: bool,
+    },
+}
+
+/// How a publication's table list changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublicationChange {
+    Add,
+    Drop,
+    Set,
 }
 
 /// `CREATE POLICY` in full.
@@ -136,6 +154,14 @@ impl Cur {
                 self.pos += 1;
                 return self.raw_name();
             }
+            if lower == "realtime" {
+                self.pos += 1;
+                let table = self.raw_name()?.to_ascii_lowercase();
+                if table == "messages" {
+                    return Ok("_outpost_realtime_messages".into());
+                }
+                return Err(format!("relation \"realtime.{table}\" does not exist"));
+            }
             if lower == "storage" {
                 self.pos += 1;
                 let table = self.raw_name()?.to_ascii_lowercase();
@@ -206,6 +232,16 @@ pub fn parse(sql: &str) -> Result<Option<Ddl>, DdlError> {
         let _ = c.kws(&["if", "exists"]);
         let _ = c.kw("only");
         let table = c.name()?;
+        if c.kws(&["replica", "identity"]) {
+            let full = if c.kw("full") {
+                true
+            } else if c.kw("default") {
+                false
+            } else {
+                return Err("REPLICA IDENTITY must be FULL or DEFAULT here".into());
+            };
+            return finish(&mut c, Ddl::ReplicaIdentity { table, full });
+        }
         let enabled = if c.kw("enable") {
             true
         } else if c.kw("disable") {
@@ -229,6 +265,29 @@ pub fn parse(sql: &str) -> Result<Option<Ddl>, DdlError> {
     }
     if c.kws(&["create", "policy"]) {
         return parse_create_policy(&mut c).map(Some);
+    }
+    if c.kws(&["alter", "publication"]) {
+        let name = c.raw_name()?;
+        if !name.eq_ignore_ascii_case("supabase_realtime") {
+            return Err(format!(
+                "publication \"{name}\" does not exist (Outpost has supabase_realtime)"
+            ));
+        }
+        let change = if c.kw("add") {
+            PublicationChange::Add
+        } else if c.kw("drop") {
+            PublicationChange::Drop
+        } else if c.kw("set") {
+            PublicationChange::Set
+        } else {
+            return Err("expected ADD, DROP or SET TABLE".into());
+        };
+        c.expect_kw("table")?;
+        let mut tables = vec![c.name()?];
+        while c.punct(',') {
+            tables.push(c.name()?);
+        }
+        return finish(&mut c, Ddl::Publication { change, tables });
     }
     if c.kws(&["alter", "policy"]) {
         let name = c.raw_name()?;
@@ -704,6 +763,37 @@ pub fn apply(conn: &Connection, ddl: &Ddl) -> Result<(), DdlError> {
             if n == 0 && !if_exists {
                 return Err(format!("function {name}() does not exist"));
             }
+        }
+        Ddl::Publication { change, tables } => {
+            for t in tables {
+                if !table_exists(conn, t).map_err(db)? {
+                    return Err(format!("relation \"{t}\" does not exist"));
+                }
+            }
+            if *change == PublicationChange::Set {
+                conn.execute("DELETE FROM main._outpost_realtime", [])
+                    .map_err(db)?;
+            }
+            for t in tables {
+                let sql = if *change == PublicationChange::Drop {
+                    "DELETE FROM main._outpost_realtime WHERE table_name = ?1"
+                } else {
+                    "INSERT OR IGNORE INTO main._outpost_realtime (table_name) VALUES (?1)"
+                };
+                conn.execute(sql, [t]).map_err(db)?;
+            }
+        }
+        Ddl::ReplicaIdentity { table, full } => {
+            if !table_exists(conn, table).map_err(db)? {
+                return Err(format!("relation \"{table}\" does not exist"));
+            }
+            // Remembered even before the table is published, as Postgres keeps it on the table.
+            conn.execute(
+                "INSERT INTO main._outpost_realtime_identity (table_name, full_identity) VALUES (?1, ?2) \
+                 ON CONFLICT (table_name) DO UPDATE SET full_identity = excluded.full_identity",
+                params![table, full],
+            )
+            .map_err(db)?;
         }
     }
     Ok(())

@@ -25,6 +25,10 @@ const SYSTEM: &[(&str, &str)] = &[
         "0004_storage.sql",
         include_str!("../../migrations/0004_storage.sql"),
     ),
+    (
+        "0005_realtime.sql",
+        include_str!("../../migrations/0005_realtime.sql"),
+    ),
 ];
 
 /// Open the database at `path`, apply pending migrations, and return the user files applied.

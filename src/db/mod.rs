@@ -16,7 +16,7 @@ use schema::Schema;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
-pub use writer::{Mode, Writer};
+pub use writer::{ChangeFeed, Mode, Writer};
 
 /// Error from the database layer.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -91,6 +91,14 @@ impl SchemaCache {
 #[derive(Clone)]
 pub struct Db {
     pub writer: Writer,
+    /// The tables published to realtime, and the hook that captures their changes.
+    pub capture: crate::realtime::capture::Capture,
+    /// Committed changes, for the realtime service to take once.
+    pub changes: Arc<
+        std::sync::Mutex<
+            Option<tokio::sync::mpsc::UnboundedReceiver<crate::realtime::capture::Committed>>,
+        >,
+    >,
     readers: r2d2::Pool<SqliteConnectionManager>,
     pub schema: SchemaCache,
     pub path: PathBuf,
@@ -139,10 +147,20 @@ impl Db {
             .connection_timeout(Duration::from_secs(10))
             .build(manager)
             .map_err(|e| DbError::Pool(e.to_string()))?;
-        let (writer, handle) = Writer::spawn(conn, schema.clone());
+        let capture = crate::realtime::capture::Capture::default();
+        capture.load(&conn)?;
+        capture.install(&conn);
+        let (tx, changes) = tokio::sync::mpsc::unbounded_channel();
+        let feed = ChangeFeed {
+            capture: capture.clone(),
+            tx,
+        };
+        let (writer, handle) = Writer::spawn(conn, schema.clone(), feed);
         Ok((
             Db {
                 writer,
+                capture,
+                changes: Arc::new(std::sync::Mutex::new(Some(changes))),
                 readers,
                 schema,
                 path: path.to_path_buf(),

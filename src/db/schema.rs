@@ -243,8 +243,13 @@ pub struct Schema {
     pub generation: u64,
 }
 
-/// Outpost's storage tables, which carry policies written `ON storage.objects` / `storage.buckets`.
-pub const STORAGE_TABLES: [&str; 2] = ["_outpost_storage_objects", "_outpost_storage_buckets"];
+/// Outpost's tables that carry policies written on Supabase's service tables: `storage.objects`,
+/// `storage.buckets` and `realtime.messages`.
+pub const STORAGE_TABLES: [&str; 3] = [
+    "_outpost_storage_objects",
+    "_outpost_storage_buckets",
+    "_outpost_realtime_messages",
+];
 
 /// Tables Outpost keeps for itself; never exposed through `/rest/v1`.
 pub fn is_system_table(name: &str) -> bool {

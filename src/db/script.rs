@@ -248,6 +248,20 @@ pub fn rewrite_auth(sql: &str) -> String {
                 continue;
             }
         }
+        if let (true, Some(f)) = (toks[i].is_kw("realtime"), member.as_deref()) {
+            let no_args = call && toks.get(i + 4) == Some(&Token::Punct(')'));
+            if f == "topic" && no_args {
+                out.push_str("(topic)");
+                closed = None;
+                i += 5;
+                continue;
+            }
+            if f == "messages" && !call {
+                out.push_str("_outpost_realtime_messages");
+                i += 3;
+                continue;
+            }
+        }
         if let (true, Some(f)) = (toks[i].is_kw("storage"), member.as_deref()) {
             match (f, call) {
                 ("foldername" | "filename" | "extension", true) => {

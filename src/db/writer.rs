@@ -9,6 +9,7 @@ use super::schema::Schema;
 use super::{DbError, SchemaCache};
 use crate::policy::context::{self, RequestContext};
 use crate::policy::views;
+use crate::realtime::capture::{Capture, Committed};
 use rusqlite::Connection;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -48,11 +49,15 @@ pub struct Writer {
 
 impl Writer {
     /// Start the writer thread on `conn`. It stops when every handle is dropped.
-    pub fn spawn(conn: Connection, schema: SchemaCache) -> (Writer, std::thread::JoinHandle<()>) {
+    pub fn spawn(
+        conn: Connection,
+        schema: SchemaCache,
+        feed: ChangeFeed,
+    ) -> (Writer, std::thread::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let handle = std::thread::Builder::new()
             .name("outpost-writer".into())
-            .spawn(move || run(conn, rx, schema))
+            .spawn(move || run(conn, rx, schema, feed))
             .unwrap_or_else(|e| panic!("cannot start the writer thread: {e}"));
         (Writer { tx }, handle)
     }
@@ -103,7 +108,14 @@ impl Writer {
     }
 }
 
-fn run(conn: Connection, mut rx: mpsc::Receiver<Msg>, schema: SchemaCache) {
+/// Where committed row changes go: the capture filled by the pre-update hook, drained after
+/// each commit into the channel the realtime service reads.
+pub struct ChangeFeed {
+    pub capture: Capture,
+    pub tx: mpsc::UnboundedSender<Committed>,
+}
+
+fn run(conn: Connection, mut rx: mpsc::Receiver<Msg>, schema: SchemaCache, feed: ChangeFeed) {
     let mut schema_version = current_schema_version(&conn).unwrap_or(-1);
     let mut dirty = false;
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
@@ -116,7 +128,7 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Msg>, schema: SchemaCache) {
                     // Finish the jobs queued before the checkpoint request first.
                     if !batch.is_empty() {
                         prepare_views(&conn, &schema, &mut batch);
-                        run_batch(&conn, &mut batch);
+                        run_batch(&conn, &mut batch, &feed);
                         dirty = true;
                     }
                     let result = if dirty {
@@ -134,7 +146,7 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Msg>, schema: SchemaCache) {
         }
         if !batch.is_empty() {
             prepare_views(&conn, &schema, &mut batch);
-            run_batch(&conn, &mut batch);
+            run_batch(&conn, &mut batch, &feed);
             dirty = true;
             if let Ok(version) = current_schema_version(&conn) {
                 if version != schema_version {
@@ -162,7 +174,7 @@ fn prepare_views(conn: &Connection, schema: &SchemaCache, batch: &mut Vec<Job>) 
     }
 }
 
-fn run_batch(conn: &Connection, batch: &mut Vec<Job>) {
+fn run_batch(conn: &Connection, batch: &mut Vec<Job>, feed: &ChangeFeed) {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         // Run nothing: dropping a job drops its reply channel, which its request reads as
         // "database unavailable".
@@ -171,10 +183,16 @@ fn run_batch(conn: &Connection, batch: &mut Vec<Job>) {
         return;
     }
     let mut ran: Vec<Ran> = Vec::with_capacity(batch.len());
+    // Changes left by a batch that never committed (BEGIN failed half-way) are not news.
+    feed.capture.take();
     for job in batch.drain(..) {
+        let mark = feed.capture.mark();
         let savepoint = conn.execute_batch("SAVEPOINT job");
         let r = job(conn);
         let undo = !r.keep || savepoint.is_err();
+        if undo {
+            feed.capture.rollback_to(mark);
+        }
         if savepoint.is_ok() {
             let end = if undo {
                 "ROLLBACK TO job; RELEASE job"
@@ -194,8 +212,18 @@ fn run_batch(conn: &Connection, batch: &mut Vec<Job>) {
     } else {
         conn.execute_batch("COMMIT").map_err(DbError::from)
     };
+    let changes = feed.capture.take();
     let commit_err = match commit {
-        Ok(()) => None,
+        Ok(()) => {
+            if !changes.is_empty() {
+                // The realtime service may be gone (shutting down); then nobody listens.
+                let _ = feed.tx.send(Committed {
+                    changes,
+                    commit_timestamp: crate::db::functions::now_iso(),
+                });
+            }
+            None
+        }
         Err(e) => {
             tracing::error!(error = %e, "commit failed");
             if !conn.is_autocommit() {
@@ -238,7 +266,16 @@ mod tests {
         let conn = connection::open_writer(&path).unwrap();
         conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
             .unwrap();
-        let (writer, handle) = Writer::spawn(conn, SchemaCache::default());
+        let capture = Capture::default();
+        capture.set_published(
+            [("t".to_string(), crate::realtime::capture::Identity::Default)]
+                .into_iter()
+                .collect(),
+        );
+        capture.install(&conn);
+        let (tx, mut changes) = mpsc::unbounded_channel();
+        let feed = ChangeFeed { capture, tx };
+        let (writer, handle) = Writer::spawn(conn, SchemaCache::default(), feed);
         // Queue many jobs at once so they share transactions; every third one fails midway.
         let mut jobs = Vec::new();
         for i in 0..60i64 {
@@ -290,6 +327,20 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         let expected: Vec<i64> = (0..60).filter(|i| i % 3 != 0).collect();
+        // Exactly the committed inserts were published: none of the failed or rolled-back jobs.
+        let mut published = Vec::new();
+        while let Ok(batch) = changes.try_recv() {
+            for c in batch.changes {
+                assert_eq!(c.op, crate::realtime::capture::Op::Insert);
+                if let Some(rusqlite::types::Value::Integer(id)) =
+                    c.new.as_ref().and_then(|v| v.first())
+                {
+                    published.push(*id);
+                }
+            }
+        }
+        published.sort();
+        assert_eq!(published, expected);
         assert_eq!(ids, expected);
         std::fs::remove_dir_all(dir).unwrap();
     }

@@ -798,6 +798,68 @@ export function storageSuite(name, makeEnv, { backend = 'fs', storedKeys = fsSto
         assert.equal(await pr.text(), 'public spaced');
       });
 
+      test('an empty object (the dashboard\'s .emptyFolderPlaceholder) can be uploaded and makes a folder', async () => {
+        const dir = uniq('emptydir');
+        sOk(await st.from('files').upload(`${dir}/.emptyFolderPlaceholder`, ''));
+        const info = sOk(await st.from('files').info(`${dir}/.emptyFolderPlaceholder`));
+        assert.equal(info.size, 0);
+        assert.equal((await blobBytes(sOk(await st.from('files').download(`${dir}/.emptyFolderPlaceholder`)))).length, 0);
+        const root = sOk(await st.from('files').list('', { search: dir }));
+        assert.deepEqual(root.map((o) => [o.name, o.id]), [[dir, null]], JSON.stringify(root));
+        assert.deepEqual(sOk(await st.from('files').list(dir)).map((o) => o.name), ['.emptyFolderPlaceholder']);
+        const r = await sfetch(srv, `/object/files/${dir}/.emptyFolderPlaceholder`);
+        assert.equal(r.status, 200);
+        assert.equal(r.headers.get('content-length'), '0');
+      });
+
+      test('object names are case-sensitive', async () => {
+        const dir = uniq('case');
+        sOk(await st.from('files').upload(`${dir}/Readme.txt`, 'upper'));
+        sOk(await st.from('files').upload(`${dir}/readme.txt`, 'lower'));
+        assert.equal(await sOk(await st.from('files').download(`${dir}/Readme.txt`)).text(), 'upper');
+        assert.equal(await sOk(await st.from('files').download(`${dir}/readme.txt`)).text(), 'lower');
+        assert.deepEqual(sOk(await st.from('files').list(dir)).map((o) => o.name).sort(), ['Readme.txt', 'readme.txt']);
+        sFails(await st.from('files').download(`${dir}/README.txt`), 404, 'a third casing does not exist');
+      });
+
+      test('Range past the end is 416 (or 400 invalid range)', async () => {
+        const p = `${uniq('r416')}.txt`;
+        sOk(await st.from('files').upload(p, '0123456789'));
+        const r = await sfetch(srv, `/object/files/${p}`, { headers: { Range: 'bytes=100-200' } });
+        assert.ok([416, 400].includes(r.status), `unsatisfiable range: ${showHttp(r)}`);
+        assert.ok(!r.text.includes('0123456789'), 'an unsatisfiable range must not send the body');
+        if (r.status === 416) assert.equal(r.headers.get('content-range'), 'bytes */10');
+      });
+
+      test('If-Modified-Since at or after Last-Modified answers 304; an older date gets the object', async () => {
+        const p = `${uniq('ims')}.txt`;
+        sOk(await st.from('files').upload(p, '0123456789'));
+        const full = await sfetch(srv, `/object/files/${p}`);
+        const lm = full.headers.get('last-modified');
+        const r304 = await sfetch(srv, `/object/files/${p}`, { headers: { 'If-Modified-Since': lm } });
+        assert.equal(r304.status, 304, `If-Modified-Since = Last-Modified: ${showHttp(r304)}`);
+        const old = await sfetch(srv, `/object/files/${p}`, { headers: { 'If-Modified-Since': 'Mon, 01 Jan 2001 00:00:00 GMT' } });
+        assert.equal(old.status, 200);
+        assert.equal(old.text, '0123456789');
+      });
+
+      test('remove() and emptyBucket() handle more than 100 objects', async () => {
+        const id = uniq('bulk');
+        sOk(await st.createBucket(id));
+        const names = [];
+        for (let i = 0; i < 130; i++) names.push(`d${i % 3}/f${String(i).padStart(3, '0')}.txt`);
+        await Promise.all(names.map((n) => st.from(id).upload(n, n).then((r) => sOk(r, n))));
+        const removed = sOk(await st.from(id).remove(names.slice(0, 110)));
+        assert.equal(removed.length, 110, `remove of 110 paths removed ${removed.length}`);
+        const left = sOk(await st.from(id).listV2({ limit: 1000 }));
+        assert.deepEqual(left.objects.map((o) => o.key ?? o.name).sort(), names.slice(110).sort());
+        for (let i = 0; i < 100; i++) sOk(await st.from(id).upload(`more/m${i}.txt`, 'm'));
+        sOk(await st.emptyBucket(id));
+        const after = sOk(await st.from(id).listV2({ limit: 1000 }));
+        assert.deepEqual(after.objects, [], `emptyBucket left ${after.objects.length} objects`);
+        sOk(await st.deleteBucket(id));
+      });
+
       test('unicode and spaces in names round-trip through upload, list, download, info', async () => {
         const dir = uniq('uni');
         const p = `${dir}/hello wörld (1) ü.txt`;
@@ -824,6 +886,19 @@ export function storageSuite(name, makeEnv, { backend = 'fs', storedKeys = fsSto
         assert.ok(!Number.isNaN(Date.parse(info.lastModified)), `lastModified: ${JSON.stringify(info)}`);
         assert.ok(!Number.isNaN(Date.parse(info.createdAt)), `createdAt: ${JSON.stringify(info)}`);
         assert.deepEqual(info.metadata, meta);
+      });
+
+      test('invalid x-metadata (not base64 JSON) is refused with 400 and nothing is stored', async () => {
+        for (const bad of ['%%%not-base64%%%', Buffer.from('not json').toString('base64')]) {
+          const p = `${uniq('badmeta')}.txt`;
+          const r = await sfetch(srv, `/object/files/${p}`, {
+            method: 'POST',
+            headers: { 'Content-Type': 'text/plain', 'x-metadata': bad },
+            body: 'meta',
+          });
+          assertHttpError(r, 400, `x-metadata ${bad}`);
+          assert.equal((await st.from('files').exists(p)).data, false, `stored despite bad metadata ${bad}`);
+        }
       });
 
       test('metadata round-trips and is replaced by an upsert', async () => {
@@ -949,6 +1024,9 @@ export function storageSuite(name, makeEnv, { backend = 'fs', storedKeys = fsSto
         assert.equal(a.metadata.mimetype, 'text/plain');
         assert.equal(typeof a.metadata.eTag, 'string');
         assert.equal(a.metadata.cacheControl, 'max-age=3600');
+        assert.equal(a.metadata.contentLength, a.metadata.size);
+        assert.equal(a.metadata.httpStatusCode, 200);
+        assert.ok(!Number.isNaN(Date.parse(a.metadata.lastModified)), `metadata.lastModified: ${JSON.stringify(a.metadata)}`);
         for (const k of ['created_at', 'updated_at', 'last_accessed_at']) {
           assert.ok(!Number.isNaN(Date.parse(a[k])), `${k} of a file: ${JSON.stringify(a)}`);
         }
@@ -1039,6 +1117,8 @@ export function storageSuite(name, makeEnv, { backend = 'fs', storedKeys = fsSto
         assert.equal(r.status, 200);
         assert.equal(await r.text(), 'public bytes');
         assert.match(r.headers.get('content-type') ?? '', /^text\/plain/);
+        assert.equal(r.headers.get('cache-control'), 'max-age=3600');
+        assert.ok(r.headers.get('etag'), 'public responses carry an ETag');
         assert.ok(!/attachment/i.test(r.headers.get('content-disposition') ?? ''), 'no attachment without ?download');
 
         const dl = await fetch(st.from('pub').getPublicUrl(p, { download: 'name.txt' }).data.publicUrl);
@@ -1089,6 +1169,20 @@ export function storageSuite(name, makeEnv, { backend = 'fs', storedKeys = fsSto
         assert.equal(r.status, 200);
         assert.equal(await r.text(), 'signed bytes');
         assert.match(r.headers.get('content-type') ?? '', /^text\/plain/);
+      });
+
+      test('a signed URL names a path: after an upsert it serves the new bytes, after remove nothing', async () => {
+        const p = `${uniq('sigpath')}.txt`;
+        sOk(await st.from('files').upload(p, 'first version'));
+        const { signedUrl } = sOk(await st.from('files').createSignedUrl(p, 60));
+        sOk(await st.from('files').upload(p, 'second version', { upsert: true }));
+        const r = await fetch(signedUrl);
+        assert.equal(r.status, 200);
+        assert.equal(await r.text(), 'second version');
+        sOk(await st.from('files').remove([p]));
+        const gone = await sfetch(srv, signedUrl, { auth: false });
+        assertHttpError(gone, [404, 400], 'signed URL of a removed object');
+        assert.ok(!gone.text.includes('version'));
       });
 
       test('createSignedUrl with download sets Content-Disposition: attachment', async () => {
@@ -1190,6 +1284,28 @@ export function storageSuite(name, makeEnv, { backend = 'fs', storedKeys = fsSto
         const signed = sOk(await st.from('files').createSignedUploadUrl(p, { upsert: true }));
         sOk(await srv.client('anon').storage.from('files').uploadToSignedUrl(p, signed.token, 'new', { upsert: true }));
         assert.equal(await sOk(await st.from('files').download(p)).text(), 'new');
+      });
+
+      test('download tokens and upload tokens are not interchangeable', async () => {
+        const p = `${uniq('tok')}.txt`;
+        sOk(await st.from('files').upload(p, 'original'));
+        const { signedUrl } = sOk(await st.from('files').createSignedUrl(p, 60));
+        const dlToken = new URL(signedUrl).searchParams.get('token');
+        const put = await sfetch(srv, `/object/upload/sign/files/${p}?token=${dlToken}`, {
+          method: 'PUT',
+          auth: false,
+          headers: { 'Content-Type': 'text/plain', 'x-upsert': 'true' },
+          body: 'overwritten with a download token',
+        });
+        assert.ok([400, 401, 403].includes(put.status), `upload with a download token: ${showHttp(put)}`);
+        assert.equal(await sOk(await st.from('files').download(p)).text(), 'original');
+
+        const q = `${uniq('tok')}.txt`;
+        const up = sOk(await st.from('files').createSignedUploadUrl(q, { upsert: true }));
+        sOk(await st.from('files').upload(q, 'made by service'));
+        const get = await sfetch(srv, `/object/sign/files/${q}?token=${up.token}`, { auth: false });
+        assert.ok([400, 401, 403].includes(get.status), `download with an upload token: ${showHttp(get)}`);
+        assert.ok(!get.text.includes('made by service'));
       });
 
       test('a garbage signed-upload token is refused and nothing is stored', async () => {
@@ -1537,6 +1653,38 @@ export function storageSuite(name, makeEnv, { backend = 'fs', storedKeys = fsSto
         assert.ok(k, `losers must leave no bytes: ${(await storedKeys(srv, env)).length - base.length} new keys`);
       });
 
+      test('two parallel moves of one object: one wins, the object exists exactly once', async () => {
+        for (let round = 0; round < 5; round++) {
+          const src = `race/${uniq('mv')}.txt`;
+          sOk(await st.from('files2').upload(src, `move race ${round}`));
+          const [a, b] = await Promise.all([
+            st.from('files2').move(src, `${src}.a`),
+            st.from('files2').move(src, `${src}.b`),
+          ]);
+          const wins = [a, b].filter((r) => !r.error).length;
+          assert.equal(wins, 1, `round ${round}: exactly one move may win: ${showRes(a)} ${showRes(b)}`);
+          const exists = [];
+          for (const p of [src, `${src}.a`, `${src}.b`]) if ((await st.from('files2').exists(p)).data) exists.push(p);
+          assert.equal(exists.length, 1, `round ${round}: the object must exist exactly once: ${exists}`);
+          assert.equal(await sOk(await st.from('files2').download(exists[0])).text(), `move race ${round}`);
+        }
+      });
+
+      test('deleteBucket racing an upload: never both (no object left in a deleted bucket)', async () => {
+        for (let round = 0; round < 5; round++) {
+          const id = uniq('delrace');
+          sOk(await st.createBucket(id));
+          const [del, up] = await Promise.all([st.deleteBucket(id), st.from(id).upload('x.txt', 'racing')]);
+          assert.ok(del.error || up.error, `round ${round}: deleteBucket and upload both succeeded: ${showRes(del)} ${showRes(up)}`);
+          if (!del.error) {
+            sFails(await st.getBucket(id), 404, 'deleted bucket');
+            sFails(await st.from(id).download('x.txt'), [404, 400], 'object of a deleted bucket');
+          } else {
+            assert.equal(await sOk(await st.from(id).download('x.txt')).text(), 'racing');
+          }
+        }
+      });
+
       test('five parallel upserts of one path: all succeed, one version remains, its bytes match its size', async () => {
         const p = `race/${uniq('u')}.txt`;
         sOk(await st.from('files2').upload(p, 'seed'));
@@ -1855,6 +2003,58 @@ export function storageSuite(name, makeEnv, { backend = 'fs', storedKeys = fsSto
         assert.equal((await st.from('files').exists(object)).data, false);
       });
 
+      test('parallel PATCHes at the same offset: one wins, the other is refused; the bytes stay right', async () => {
+        const object = `tus/${uniq('par')}.bin`;
+        const bytes = randomBytes(200_000);
+        const c = await create({ object, length: bytes.length });
+        assert.equal(c.status, 201, c.text);
+        const half = 100_000;
+        const [a, b] = await Promise.all([
+          patch(c.location, 0, bytes.subarray(0, half)),
+          patch(c.location, 0, bytes.subarray(0, half)),
+        ]);
+        const statuses = [a.status, b.status].sort();
+        const offset = (await headOf(c.location)).headers.get('upload-offset');
+        // finish the upload from wherever the server says it is, then check what was stored
+        const fin = await patch(c.location, Number(offset), bytes.subarray(Number(offset)));
+        const stored = await st.from('files').download(object);
+        const got = stored.data ? await blobBytes(stored.data) : null;
+        assert.equal(statuses.filter((x) => x === 204).length, 1, `exactly one PATCH at offset 0 may win: ${statuses}; offset after ${offset}; final PATCH ${fin.status}; stored ${got?.length} bytes`);
+        assert.ok([409, 423].includes(statuses.find((x) => x !== 204)), `the loser is 409/423: ${statuses}`);
+        assert.equal(offset, String(half));
+        assert.equal(fin.status, 204);
+        assert.ok(got && got.equals(bytes), `stored bytes: ${got?.length} (expected ${bytes.length})`);
+      });
+
+      test('parallel PATCHes cannot store more than Upload-Length (nor pass the bucket limit)', async () => {
+        const object = `${uniq('burst')}.bin`;
+        const c = await create({ bucket: 'limited', object, length: 1000 });
+        assert.equal(c.status, 201, c.text);
+        const results = await Promise.all([0, 1, 2, 3].map(() => patch(c.location, 0, randomBytes(1000))));
+        const wins = results.filter((r) => r.status === 204).length;
+        const info = await st.from('limited').info(object);
+        if (!info.error) {
+          assert.equal(info.data.size, 1000, `object stored with ${info.data.size} bytes for Upload-Length 1000 (${wins} PATCHes won)`);
+          const got = await blobBytes(sOk(await st.from('limited').download(object)));
+          assert.equal(got.length, 1000, `downloaded ${got.length} bytes from a 1 KB bucket`);
+        }
+        assert.ok(wins <= 1, `at most one PATCH at offset 0 may win, ${wins} did`);
+        // (that exactly one wins is the previous test's business)
+      });
+
+      test('DELETE terminates an unfinished upload (termination extension)', async () => {
+        const object = `tus/${uniq('term')}.bin`;
+        const c = await create({ object, length: 10 });
+        assert.equal(c.status, 201, c.text);
+        assert.equal((await patch(c.location, 0, Buffer.from('01234'))).status, 204);
+        const res = await fetch(c.location, { method: 'DELETE', headers: tusHeaders() });
+        await res.text();
+        assert.equal(res.status, 204, `DELETE ${c.location}: ${res.status}`);
+        assert.equal((await headOf(c.location)).status, 404, 'terminated upload is gone');
+        assert.equal((await patch(c.location, 5, Buffer.from('56789'))).status, 404);
+        assert.equal((await st.from('files').exists(object)).data, false);
+      });
+
       test('HEAD / PATCH of an unknown upload id is 404', async () => {
         const h = await headOf(`${tusUrl()}/does-not-exist`);
         assert.equal(h.status, 404);
@@ -1871,6 +2071,23 @@ export function storageSuite(name, makeEnv, { backend = 'fs', storedKeys = fsSto
         assert.ok([400, 415].includes(mime.status), `wrong MIME type: ${mime.status} ${mime.text}`);
         const huge = await create({ object: `${uniq('huge')}.bin`, length: MAX_FILE_SIZE + 1 });
         assert.equal(huge.status, 413, `Upload-Length over the server max: ${huge.status} ${huge.text}`);
+      });
+
+      test('creation with bad Upload-Length or Upload-Metadata is 400', async () => {
+        const meta = tusMeta({ bucketName: 'files', objectName: `${uniq('bad')}.bin`, contentType: 'text/plain' });
+        for (const [what, headers] of [
+          ['Upload-Length -1', { 'Upload-Length': '-1', 'Upload-Metadata': meta }],
+          ['Upload-Length abc', { 'Upload-Length': 'abc', 'Upload-Metadata': meta }],
+          ['no Upload-Length', { 'Upload-Metadata': meta }],
+          ['no objectName', { 'Upload-Length': '5', 'Upload-Metadata': tusMeta({ bucketName: 'files', contentType: 'text/plain' }) }],
+          ['no bucketName (400, or 404 for the missing bucket)', { 'Upload-Length': '5', 'Upload-Metadata': tusMeta({ objectName: 'x.bin', contentType: 'text/plain' }) }],
+          ['.. in objectName', { 'Upload-Length': '5', 'Upload-Metadata': tusMeta({ bucketName: 'files', objectName: '../x.bin', contentType: 'text/plain' }) }],
+        ]) {
+          const res = await fetch(tusUrl(), { method: 'POST', headers: { ...tusHeaders(), ...headers } });
+          await res.text();
+          const allowed = what.startsWith('no bucketName') ? [400, 404] : [400];
+          assert.ok(allowed.includes(res.status), `${what}: ${res.status}`);
+        }
       });
 
       test('creation without a key is refused', async () => {
@@ -1950,6 +2167,12 @@ CREATE POLICY "notes update" ON storage.objects FOR UPDATE TO authenticated
   USING (bucket_id = 'notes' AND owner = auth.uid()) WITH CHECK (bucket_id = 'notes' AND owner = auth.uid());
 CREATE POLICY "notes delete" ON storage.objects FOR DELETE TO authenticated
   USING (bucket_id = 'notes' AND owner = auth.uid());
+CREATE POLICY "png uploads" ON storage.objects FOR INSERT TO authenticated
+  WITH CHECK (bucket_id = 'pngs' AND storage.extension(name) = 'png');
+CREATE POLICY "pub- files readable" ON storage.objects FOR SELECT TO authenticated
+  USING (bucket_id = 'pngs' AND storage.filename(name) LIKE 'pub-%');
+CREATE POLICY "signed-in readers" ON storage.objects FOR SELECT
+  USING (bucket_id = 'shared' AND auth.role() = 'authenticated');
 CREATE POLICY "see public buckets" ON storage.buckets FOR SELECT TO authenticated
   USING (public = true);
 CREATE POLICY "make user buckets" ON storage.buckets FOR INSERT TO authenticated
@@ -1967,6 +2190,9 @@ CREATE POLICY "make user buckets" ON storage.buckets FOR INSERT TO authenticated
       sOk(await st.createBucket('closed', { public: false }));
       sOk(await st.createBucket('open', { public: true }));
       sOk(await st.createBucket('notes', { public: false }));
+      sOk(await st.createBucket('pngs', { public: false }));
+      sOk(await st.createBucket('shared', { public: false }));
+      sOk(await st.from('shared').upload('team/plan.txt', 'the plan'));
       sOk(await st.from('closed').upload('secret.txt', 'top secret'));
       sOk(await st.from('open').upload('hello.txt', 'hello public'));
       alice = await signUpUser(srv);
@@ -2178,6 +2404,41 @@ CREATE POLICY "make user buckets" ON storage.buckets FOR INSERT TO authenticated
       sFails(await bob.client.storage.from('docs').download(own), [400, 403, 404], 'bob reads alice folder');
       const bl = sOk(await bob.client.storage.from('docs').list(uid));
       assert.deepEqual(bl, [], `bob lists alice's folder: ${JSON.stringify(bl)}`);
+    });
+
+    test('storage.extension() and storage.filename() in policies', async () => {
+      const dir = uniq('imgs');
+      sOk(await alice.client.storage.from('pngs').upload(`${dir}/pub-a.png`, makePng(2, 2), { contentType: 'image/png' }));
+      sOk(await alice.client.storage.from('pngs').upload(`${dir}/secret-b.png`, makePng(2, 2), { contentType: 'image/png' }));
+      sFails(await alice.client.storage.from('pngs').upload(`${dir}/pub-c.txt`, 'text'), [400, 403], 'extension txt');
+      sFails(await alice.client.storage.from('pngs').upload(`${dir}/pub-d.png.txt`, 'text'), [400, 403], 'extension of a double extension');
+      assert.equal((await st.from('pngs').exists(`${dir}/pub-c.txt`)).data, false);
+      // SELECT by file name: pub-* readable by any signed-in user, the rest by nobody
+      assert.ok((await blobBytes(sOk(await bob.client.storage.from('pngs').download(`${dir}/pub-a.png`)))).equals(makePng(2, 2)));
+      sFails(await alice.client.storage.from('pngs').download(`${dir}/secret-b.png`), [400, 403, 404], 'filename not pub-*');
+      assert.deepEqual(sOk(await bob.client.storage.from('pngs').list(dir)).map((o) => o.name), ['pub-a.png']);
+    });
+
+    test("auth.role() = 'authenticated' in a policy: signed-in users read, anon does not", async () => {
+      assert.equal(await sOk(await alice.client.storage.from('shared').download('team/plan.txt')).text(), 'the plan');
+      assert.equal(await sOk(await bob.client.storage.from('shared').download('team/plan.txt')).text(), 'the plan');
+      sFails(await srv.client('anon').storage.from('shared').download('team/plan.txt'), [400, 403, 404], 'anon');
+      const anonList = await srv.client('anon').storage.from('shared').list('team');
+      if (!anonList.error) assert.deepEqual(anonList.data, []);
+    });
+
+    test('an expired or forged user token is refused', async () => {
+      const now = Math.floor(Date.now() / 1000);
+      const expired = srv.mintJwt({ role: 'authenticated', aud: 'authenticated', sub: alice.user.id, iat: now - 7200, exp: now - 3600 });
+      const r = await sfetch(srv, '/object/shared/team/plan.txt', { key: srv.anonKey, token: expired });
+      assert.ok([400, 401, 403].includes(r.status), `expired user token: ${showHttp(r)}`);
+      assert.ok(!r.text.includes('the plan'));
+      const parts = alice.session.access_token.split('.');
+      const forgedClaims = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(parts[1], 'base64url')), role: 'service_role' })).toString('base64url');
+      const forged = `${parts[0]}.${forgedClaims}.${parts[2]}`;
+      const f = await sfetch(srv, '/object/closed/secret.txt', { key: srv.anonKey, token: forged });
+      assert.ok([400, 401, 403].includes(f.status), `claims changed under the old signature: ${showHttp(f)}`);
+      assert.ok(!f.text.includes('top secret'));
     });
 
     test('a signed upload URL needs INSERT rights at creation', async () => {
