@@ -15,9 +15,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Seconds between checks that joined channels' auth sessions still exist.
+const SESSION_CHECK_TICKS: u64 = 15;
+
 /// A channel this socket joined.
 struct Joined {
     join_ref: Option<String>,
+    /// The auth session the token belongs to (user tokens): signing out revokes the channel.
+    session_id: Option<String>,
     /// When the channel's token expires (unix seconds).
     exp: Option<i64>,
     private: bool,
@@ -31,6 +36,27 @@ struct Conn {
     out: Outbox,
     apikey: String,
     joined: HashMap<String, Joined>,
+}
+
+fn session_of(caller: &Caller) -> Option<String> {
+    caller
+        .claims
+        .get("session_id")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// Whether an auth session still exists (it is deleted by sign-out, bans and deletion).
+async fn session_alive(state: &AppState, id: String) -> bool {
+    state
+        .db
+        .read(None, move |conn| {
+            crate::auth::sessions::by_id(conn, &id)
+                .map(|s| s.is_some())
+                .map_err(crate::db::DbError::from)
+        })
+        .await
+        .unwrap_or(true)
 }
 
 fn unix_now() -> i64 {
@@ -70,6 +96,7 @@ pub async fn serve(socket: WebSocket, state: AppState, apikey: String, vsn: Vsn)
     };
     let (mut sink, mut stream) = socket.split();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut ticks: u64 = 0;
     let close_reason: Option<String> = loop {
         tokio::select! {
             frame = stream.next() => {
@@ -92,7 +119,13 @@ pub async fn serve(socket: WebSocket, state: AppState, apikey: String, vsn: Vsn)
             _ = overflow.notified() => {
                 break Some("the client reads too slowly: its message queue overflowed".to_string());
             }
-            _ = tick.tick() => conn.expire_tokens(),
+            _ = tick.tick() => {
+                conn.expire_tokens();
+                ticks += 1;
+                if ticks % SESSION_CHECK_TICKS == 0 {
+                    conn.check_sessions().await;
+                }
+            }
         }
     };
     if let Some(reason) = close_reason {
@@ -268,6 +301,7 @@ impl Conn {
             m.topic.clone(),
             Joined {
                 join_ref: m.join_ref.clone(),
+                session_id: session_of(&caller),
                 exp: caller.claims.get("exp").and_then(Value::as_i64),
                 private,
                 ctx,
@@ -324,6 +358,7 @@ impl Conn {
                     );
                 }
                 if let Some(j) = self.joined.get_mut(&m.topic) {
+                    j.session_id = session_of(&caller);
                     j.exp = caller.claims.get("exp").and_then(Value::as_i64);
                     j.ctx = ctx;
                 }
@@ -343,6 +378,28 @@ impl Conn {
             payload: json!({}),
         });
         self.leave(topic);
+    }
+
+    /// Close channels whose auth session has ended since they joined.
+    async fn check_sessions(&mut self) {
+        let sessions: Vec<(String, Option<String>, String)> = self
+            .joined
+            .iter()
+            .filter_map(|(t, j)| {
+                j.session_id
+                    .clone()
+                    .map(|s| (t.clone(), j.join_ref.clone(), s))
+            })
+            .collect();
+        for (topic, join_ref, sid) in sessions {
+            if !session_alive(&self.state, sid).await {
+                self.close_channel(
+                    &topic,
+                    join_ref,
+                    "Session has ended (signed out or revoked)",
+                );
+            }
+        }
     }
 
     fn expire_tokens(&mut self) {
