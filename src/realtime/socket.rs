@@ -122,7 +122,7 @@ pub async fn serve(socket: WebSocket, state: AppState, apikey: String, vsn: Vsn)
             _ = tick.tick() => {
                 conn.expire_tokens();
                 ticks += 1;
-                if ticks % SESSION_CHECK_TICKS == 0 {
+                if ticks.is_multiple_of(SESSION_CHECK_TICKS) {
                     conn.check_sessions().await;
                 }
             }
