@@ -286,6 +286,9 @@ CREATE TABLE todos_owned (
 CREATE INDEX todos_owned_owner ON todos_owned (owner);
 CREATE POLICY "own rows" ON todos_owned FOR ALL TO authenticated
   USING (owner = auth.uid()) WITH CHECK (owner = auth.uid());
+CREATE TABLE rt_bench (id INTEGER PRIMARY KEY, n INTEGER);
+ALTER TABLE rt_bench DISABLE ROW LEVEL SECURITY;
+ALTER PUBLICATION supabase_realtime ADD TABLE rt_bench;
 """
 
 
@@ -667,6 +670,75 @@ def report(results: dict, info: dict) -> str:
 # ---------------------------------------------------------------------------- main
 
 
+# ---------------------------------------------------------------------------- realtime
+
+REALTIME = BENCH / "realtime"
+
+
+def _drive(args_: list[str], pid: int) -> tuple[dict, dict, int, int]:
+    """Run the node driver; returns (ready line, result line, RSS before, RSS once all joined)."""
+    before = rss_kb(pid)
+    proc = subprocess.Popen(["node", str(REALTIME / "driver.mjs"), *args_], stdout=subprocess.PIPE, text=True)
+    ready = json.loads(proc.stdout.readline() or "{}")
+    time.sleep(2)
+    joined = rss_kb(pid)
+    result = json.loads(proc.stdout.readline() or "{}")
+    proc.wait(timeout=120)
+    return ready, result, before, joined
+
+
+def realtime_bench(args) -> None:
+    """Fan-out latency (commit to receipt) for 1 000 and 10 000 subscribers, connections held
+    per GB of server memory, broadcast throughput; PocketBase's SSE realtime next to it."""
+    if not (REALTIME / "node_modules" / "ws").exists():
+        run(["npm", "ci", "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error"], cwd=REALTIME)
+    server_prefix, _, pin_text = pinning()
+    outpost_bin, _ = build(args.skip_build)
+    counts = [1000, 10000] if not args.quick else [200]
+    inserts = 20 if not args.quick else 5
+    rows = []
+    srv = Outpost("outpost", outpost_bin)
+    srv.start(server_prefix)
+    try:
+        srv.setup(0)
+        service = jwt({"role": "service_role", "iss": "outpost"})
+        for n in counts:
+            _, res, before, joined = _drive(["outpost", srv.url, srv.anon, service, str(n), str(inserts)], srv.proc.pid)
+            per_gb = n / max(1, joined - before) * 1024 * 1024
+            rows.append(("Outpost", n, res, per_gb))
+            log(f"outpost {n} sockets: {res}; RSS {before / 1024:.1f} → {joined / 1024:.1f} MB")
+        _, bres, _, _ = _drive(["broadcast", srv.url, srv.anon, "100", "2000"], srv.proc.pid)
+        log(f"broadcast: {bres}")
+    finally:
+        srv.stop()
+    pb = PocketBase("pocketbase", ensure_pocketbase())
+    pb.start(server_prefix)
+    try:
+        _, auth = http("POST", f"{pb.url}/api/collections/_superusers/auth-with-password",
+                       {"identity": "bench@bench.local", "password": "benchpass123"})
+        su = auth["token"]
+        http("POST", f"{pb.url}/api/collections", {
+            "name": "rt_bench", "type": "base",
+            "fields": [{"name": "n", "type": "number"}, {"name": "created", "type": "autodate", "onCreate": True}],
+            "listRule": "", "viewRule": "", "createRule": "",
+        }, {"Authorization": su})
+        for n in counts:
+            _, res, before, joined = _drive(["pocketbase", pb.url, su, str(n), str(inserts)], pb.proc.pid)
+            per_gb = n / max(1, joined - before) * 1024 * 1024
+            rows.append(("PocketBase (SSE)", n, res, per_gb))
+            log(f"pocketbase {n} streams: {res}; RSS {before / 1024:.1f} → {joined / 1024:.1f} MB")
+    finally:
+        pb.stop()
+    print(f"Machine: {machine()['cores']} cores; {pin_text}; {inserts} inserts, 100 ms apart, each fanned out to every subscriber")
+    print("| server | subscribers | delivered | p50 commit→receipt | p99 | subscribers per GB of server RSS |")
+    print("|---|---|---|---|---|---|")
+    for name, n, res, per_gb in rows:
+        print(f"| {name} | {n:,} | {res.get('deliveries', 0):,} / {res.get('expected', 0):,} | "
+              f"{res.get('p50')} ms | {res.get('p99')} ms | {per_gb:,.0f} |")
+    print(f"\nBroadcast: one sender, {bres.get('receivers')} receivers: {bres.get('messages_per_s', 0):,.0f} messages/s in, "
+          f"{bres.get('deliveries_per_s', 0):,.0f} deliveries/s out ({bres.get('received')} of {bres.get('expected')} delivered).")
+
+
 # ---------------------------------------------------------------------------- storage
 
 MB = 1024 * 1024
@@ -781,6 +853,8 @@ def main() -> None:
     ap.add_argument("--skip-build", action="store_true")
     ap.add_argument("--write-docs", action="store_true", help="also write docs/benchmarks.md")
     ap.add_argument("--report", metavar="JSON", help="only render the report of a saved run (bench/results/*.json)")
+    ap.add_argument("--realtime", action="store_true",
+                    help="realtime instead: fan-out latency for 1 000 / 10 000 subscribers, connections per GB, broadcast rate")
     ap.add_argument("--storage", action="store_true",
                     help="storage instead: upload/download throughput (1 MB, 100 MB), time to first byte, RSS during a 1 GB upload")
     args = ap.parse_args()
@@ -793,6 +867,9 @@ def main() -> None:
         return
     if args.storage:
         storage_bench(args)
+        return
+    if args.realtime:
+        realtime_bench(args)
         return
     if args.quick:
         args.conns, args.runs, args.duration, args.warmup = "16", 1, 3.0, 1.0

@@ -123,7 +123,11 @@ async fn upgrade(
         );
     }
     let limit = rt.limits.max_message_bytes;
-    ws.max_message_size(limit)
+    // tungstenite's default buffers are 128 KiB each way per socket; realtime frames are small,
+    // and thousands of idle sockets should cost little.
+    ws.read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
+        .max_message_size(limit)
         .max_frame_size(limit)
         .on_upgrade(move |socket| socket::serve(socket, state, apikey, vsn))
 }
