@@ -66,10 +66,24 @@ pub async fn run(db: Db, hub: Arc<Hub>, mut rx: mpsc::UnboundedReceiver<Committe
     }
 }
 
+/// The schema and table name clients use for one of Outpost's tables.
+fn public_name(table: &str) -> (&'static str, &str) {
+    match table.strip_prefix("_outpost_storage_") {
+        Some(rest) => ("storage", rest),
+        None => ("public", table),
+    }
+}
+
 async fn deliver(db: &Db, hub: &Hub, schema: &Schema, change: &RowChange, at: &str) {
-    let Some(table) = schema.tables.get(&change.table) else {
+    // App tables, and storage's tables (whose policies live apart) when published.
+    let Some(table) = schema
+        .tables
+        .get(&change.table)
+        .or_else(|| schema.storage.get(&change.table))
+    else {
         return;
     };
+    let (schema_name, table_name) = public_name(&change.table);
     let listeners = hub.change_listeners();
     if listeners.is_empty() {
         return;
@@ -85,7 +99,7 @@ async fn deliver(db: &Db, hub: &Hub, schema: &Schema, change: &RowChange, at: &s
         let ids: Vec<u64> = member
             .bindings
             .iter()
-            .filter(|b| b.wants(kind, "public", &change.table, &filter_row))
+            .filter(|b| b.wants(kind, schema_name, table_name, &filter_row))
             .map(|b| b.id)
             .collect();
         if !ids.is_empty() {
@@ -147,8 +161,8 @@ async fn deliver(db: &Db, hub: &Hub, schema: &Schema, change: &RowChange, at: &s
             payload: json!({
                 "ids": ids,
                 "data": {
-                    "schema": "public",
-                    "table": change.table,
+                    "schema": schema_name,
+                    "table": table_name,
                     "commit_timestamp": at,
                     "type": kind,
                     "columns": columns,
