@@ -755,6 +755,20 @@ export function storageSuite(name, makeEnv, { backend = 'fs', storedKeys = fsSto
         assert.ok(full.buf.equals(bytes));
       });
 
+      test('the cacheNonce query parameter storage-js can add is accepted everywhere', async () => {
+        const p = `${uniq('nonce')}.txt`;
+        sOk(await st.from('files').upload(p, 'nonce'));
+        assert.equal(await sOk(await st.from('files').download(p, { cacheNonce: 'n1' })).text(), 'nonce');
+        const { signedUrl } = sOk(await st.from('files').createSignedUrl(p, 60, { cacheNonce: 'n2' }));
+        assert.ok(signedUrl.includes('cacheNonce=n2'), signedUrl);
+        assert.equal(await (await fetch(signedUrl)).text(), 'nonce');
+        const pp = `${uniq('nonce')}.txt`;
+        sOk(await st.from('pub').upload(pp, 'public nonce'));
+        const { publicUrl } = st.from('pub').getPublicUrl(pp, { cacheNonce: 'n3' }).data;
+        assert.ok(publicUrl.includes('cacheNonce=n3'), publicUrl);
+        assert.equal(await (await fetch(publicUrl)).text(), 'public nonce');
+      });
+
       test('HEAD on an object: 200 with Content-Length and ETag, no body; 404 when missing', async () => {
         const p = `${uniq('head')}.txt`;
         sOk(await st.from('files').upload(p, 'twelve bytes', { contentType: 'text/plain' }));
