@@ -97,13 +97,21 @@ pub async fn serve(socket: WebSocket, state: AppState, apikey: String, vsn: Vsn)
     let (mut sink, mut stream) = socket.split();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut ticks: u64 = 0;
-    let close_reason: Option<String> = loop {
+    let close_reason: Option<(u16, String)> = loop {
         tokio::select! {
             frame = stream.next() => {
                 let message = match frame {
                     Some(Ok(WsMessage::Text(t))) => decode_text(t.as_str(), vsn),
                     Some(Ok(WsMessage::Binary(b))) => decode_binary(&b),
-                    Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break None,
+                    Some(Ok(WsMessage::Close(_))) | None => break None,
+                    Some(Err(e)) => {
+                        // Frames over the size limit end the socket with 1009, as RFC 6455 says.
+                        let text = e.to_string();
+                        if text.contains("too long") || text.contains("Space limit") {
+                            break Some((1009, "message too big".to_string()));
+                        }
+                        break None;
+                    }
                     Some(Ok(_)) => continue,
                 };
                 match message {
@@ -117,7 +125,7 @@ pub async fn serve(socket: WebSocket, state: AppState, apikey: String, vsn: Vsn)
                 }
             }
             _ = overflow.notified() => {
-                break Some("the client reads too slowly: its message queue overflowed".to_string());
+                break Some((1008, "the client reads too slowly: its message queue overflowed".to_string()));
             }
             _ = tick.tick() => {
                 conn.expire_tokens();
@@ -128,11 +136,11 @@ pub async fn serve(socket: WebSocket, state: AppState, apikey: String, vsn: Vsn)
             }
         }
     };
-    if let Some(reason) = close_reason {
+    if let Some((code, reason)) = close_reason {
         tracing::warn!(socket = id, %reason, "closing realtime socket");
         let _ = sink
             .send(WsMessage::Close(Some(CloseFrame {
-                code: 1008,
+                code,
                 reason: reason.into(),
             })))
             .await;

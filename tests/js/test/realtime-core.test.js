@@ -256,3 +256,68 @@ describe('realtime', () => {
     await assert.rejects(subscribe(c.channel('bad').on('postgres_changes', { event: '*', schema: 'public', table: 'notes', filter: 'n=like.5' }, () => {})));
   });
 });
+
+describe('realtime limits', () => {
+  let srv;
+  before(async () => {
+    srv = await startServer({
+      env: {
+        OUTPOST_REALTIME_MAX_CONNECTIONS: '3',
+        OUTPOST_REALTIME_MAX_CHANNELS: '1',
+        OUTPOST_REALTIME_MAX_MESSAGE_BYTES: '65536',
+        OUTPOST_REALTIME_QUEUE: '64',
+      },
+    });
+  });
+  after(async () => srv.stop());
+
+  const open = (vsn = '2.0.0') =>
+    new Promise((resolve, reject) => {
+      const ws = new WebSocket(`${srv.url.replace('http', 'ws')}/realtime/v1/websocket?apikey=${srv.anonKey}&vsn=${vsn}`);
+      const inbox = [];
+      ws.on('message', (d) => inbox.push(JSON.parse(d.toString())));
+      ws.on('open', () => resolve({ ws, inbox }));
+      ws.on('unexpected-response', (_q, res) => reject(Object.assign(new Error('refused'), { status: res.statusCode })));
+      ws.on('error', () => {});
+    });
+  const join = async (s, topic, ref) => {
+    s.ws.send(JSON.stringify([ref, ref, topic, 'phx_join', { config: { broadcast: { self: false } } }]));
+    return waitFor(() => s.inbox.find((m) => m[1] === ref && m[3] === 'phx_reply'), `reply to ${ref}`);
+  };
+
+  it('limits channels per socket, message size, and connections', async () => {
+    const a = await open();
+    assert.equal((await join(a, 'realtime:one', '1'))[4].status, 'ok');
+    const second = await join(a, 'realtime:two', '2');
+    assert.equal(second[4].status, 'error');
+    assert.match(second[4].response.reason, /Too many channels/);
+    // A frame over the limit closes the socket with 1009 (message too big).
+    const closed = new Promise((resolve) => a.ws.on('close', (code) => resolve(code)));
+    a.ws.send(JSON.stringify(['1', '3', 'realtime:one', 'broadcast', { type: 'broadcast', event: 'e', payload: 'x'.repeat(70000) }]));
+    assert.equal(await closed, 1009);
+    const held = [await open(), await open(), await open()];
+    await assert.rejects(open(), (e) => e.status === 503);
+    for (const s of held) s.ws.terminate();
+  });
+
+  it('cuts off a client that stops reading instead of queueing without bound', async () => {
+    await sleep(300); // the sockets of the previous test are gone
+    const slow = await open();
+    await join(slow, 'realtime:flood', '1');
+    const closed = new Promise((resolve) => slow.ws.on('close', (code) => resolve(code)));
+    slow.ws._socket.pause();
+    const fast = await open();
+    await join(fast, 'realtime:flood', '1');
+    const big = 'y'.repeat(20000);
+    for (let i = 0; i < 800; i++) {
+      fast.ws.send(JSON.stringify(['1', String(i + 2), 'realtime:flood', 'broadcast', { type: 'broadcast', event: 'e', payload: big }]));
+      // A well-behaved sender reads its replies as it goes.
+      if (i % 20 === 19) await waitFor(() => fast.inbox.filter((m) => m[3] === 'phx_reply').length >= i, 'replies so far');
+    }
+    slow.ws._socket.resume();
+    assert.equal(await closed, 1008);
+    // The sender was never held up: it got its replies.
+    await waitFor(() => fast.inbox.filter((m) => m[3] === 'phx_reply').length >= 800, 'the sender\'s replies', 8000);
+    fast.ws.terminate();
+  });
+});
