@@ -1,7 +1,7 @@
 //! Who is joined to which topic, their outgoing queues, and presence.
 
 use super::filter::Binding;
-use super::protocol::{encode, Message, Vsn};
+use super::protocol::{encode, encode_broadcast, Message, Vsn};
 use crate::policy::context::RequestContext;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -12,18 +12,24 @@ use tokio::sync::{mpsc, Notify};
 /// A socket's id, unique in this process.
 pub type SocketId = u64;
 
+/// A frame waiting to go out.
+pub enum Frame {
+    Text(String),
+    Binary(Vec<u8>),
+}
+
 /// A socket's outgoing queue. Bounded: a client that does not read fast enough is cut off
 /// instead of slowing the writer or anyone else.
 #[derive(Clone)]
 pub struct Outbox {
-    tx: mpsc::Sender<String>,
+    tx: mpsc::Sender<Frame>,
     overflow: Arc<Notify>,
     vsn: Vsn,
 }
 
 impl Outbox {
     /// A queue of `depth` frames; `overflow` is signalled when it fills.
-    pub fn new(depth: usize, vsn: Vsn) -> (Outbox, mpsc::Receiver<String>, Arc<Notify>) {
+    pub fn new(depth: usize, vsn: Vsn) -> (Outbox, mpsc::Receiver<Frame>, Arc<Notify>) {
         let (tx, rx) = mpsc::channel(depth);
         let overflow = Arc::new(Notify::new());
         (
@@ -39,7 +45,13 @@ impl Outbox {
 
     /// Queue a message; false (and the socket is told to close) when the queue is full.
     pub fn push(&self, m: &Message) -> bool {
-        match self.tx.try_send(encode(m, self.vsn)) {
+        // vsn 2.0.0 clients take user broadcasts as binary frames (no JSON re-parse of the
+        // envelope); everything else is a text frame.
+        let frame = match (self.vsn, encode_broadcast(m)) {
+            (Vsn::V2, Some(bytes)) => Frame::Binary(bytes),
+            _ => Frame::Text(encode(m, self.vsn)),
+        };
+        match self.tx.try_send(frame) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.overflow.notify_one();

@@ -108,6 +108,33 @@ pub fn encode(m: &Message, vsn: Vsn) -> String {
     }
 }
 
+/// A broadcast as the server's binary frame (kind 4): `[4, topic len, event len, meta len,
+/// encoding, topic, event, meta, payload]`; `None` when `m` is no user broadcast or does not fit.
+pub fn encode_broadcast(m: &Message) -> Option<Vec<u8>> {
+    if m.event != "broadcast" || m.payload.get("type").and_then(Value::as_str) != Some("broadcast")
+    {
+        return None;
+    }
+    let event = m.payload.get("event").and_then(Value::as_str)?;
+    let meta = match m.payload.get("meta") {
+        Some(v) if !v.is_null() => v.to_string(),
+        _ => String::new(),
+    };
+    let (topic_len, event_len, meta_len) = (
+        u8::try_from(m.topic.len()).ok()?,
+        u8::try_from(event.len()).ok()?,
+        u8::try_from(meta.len()).ok()?,
+    );
+    let body = m.payload.get("payload").unwrap_or(&Value::Null).to_string();
+    let mut out = Vec::with_capacity(5 + m.topic.len() + event.len() + meta.len() + body.len());
+    out.extend_from_slice(&[4, topic_len, event_len, meta_len, 1]);
+    out.extend_from_slice(m.topic.as_bytes());
+    out.extend_from_slice(event.as_bytes());
+    out.extend_from_slice(meta.as_bytes());
+    out.extend_from_slice(body.as_bytes());
+    Some(out)
+}
+
 /// A reply to the push `to`.
 pub fn reply(to: &Message, status: &str, response: Value) -> Message {
     Message {
@@ -154,5 +181,15 @@ mod tests {
         );
         assert!(decode_binary(&f[..9]).is_err());
         assert!(decode_binary(&[4, 0]).is_err());
+        let out = Message {
+            join_ref: None,
+            msg_ref: None,
+            topic: "realtime:room1".into(),
+            event: "broadcast".into(),
+            payload: json!({"type": "broadcast", "event": "msg", "payload": {"hello": 1}}),
+        };
+        let bytes = encode_broadcast(&out).unwrap();
+        assert_eq!(&bytes[..5], &[4, 14, 3, 0, 1]);
+        assert_eq!(&bytes[5..], b"realtime:room1msg{\"hello\":1}");
     }
 }

@@ -2,7 +2,7 @@
 //! from the socket's bounded queue.
 
 use super::filter::{parse_filter, Binding};
-use super::hub::{Member, Outbox, SocketId};
+use super::hub::{Frame, Member, Outbox, SocketId};
 use super::protocol::{decode_binary, decode_text, reply, Message, Vsn};
 use super::Realtime;
 use crate::app::AppState;
@@ -36,6 +36,13 @@ struct Conn {
     out: Outbox,
     apikey: String,
     joined: HashMap<String, Joined>,
+}
+
+fn ws_frame(frame: Frame) -> WsMessage {
+    match frame {
+        Frame::Text(t) => WsMessage::Text(t.into()),
+        Frame::Binary(b) => WsMessage::Binary(b.into()),
+    }
 }
 
 fn session_of(caller: &Caller) -> Option<String> {
@@ -119,8 +126,8 @@ pub async fn serve(socket: WebSocket, state: AppState, apikey: String, vsn: Vsn)
                     Err(why) => tracing::debug!(%why, "realtime frame refused"),
                 }
             }
-            Some(text) = queue.recv() => {
-                if sink.send(WsMessage::Text(text.into())).await.is_err() {
+            Some(frame) = queue.recv() => {
+                if sink.send(ws_frame(frame)).await.is_err() {
                     break None;
                 }
             }
@@ -146,8 +153,8 @@ pub async fn serve(socket: WebSocket, state: AppState, apikey: String, vsn: Vsn)
             .await;
     } else {
         // Flush what is queued (replies to the last pushes) before the socket goes.
-        while let Ok(text) = queue.try_recv() {
-            if sink.send(WsMessage::Text(text.into())).await.is_err() {
+        while let Ok(frame) = queue.try_recv() {
+            if sink.send(ws_frame(frame)).await.is_err() {
                 break;
             }
         }

@@ -275,7 +275,8 @@ describe('realtime limits', () => {
     new Promise((resolve, reject) => {
       const ws = new WebSocket(`${srv.url.replace('http', 'ws')}/realtime/v1/websocket?apikey=${srv.anonKey}&vsn=${vsn}`);
       const inbox = [];
-      ws.on('message', (d) => inbox.push(JSON.parse(d.toString())));
+      // Broadcasts arrive as binary frames (kind 4); the rest are JSON arrays.
+      ws.on('message', (d, isBinary) => inbox.push(isBinary ? ['binary', null, null, 'broadcast', d] : JSON.parse(d.toString())));
       ws.on('open', () => resolve({ ws, inbox }));
       ws.on('unexpected-response', (_q, res) => reject(Object.assign(new Error('refused'), { status: res.statusCode })));
       ws.on('error', () => {});
