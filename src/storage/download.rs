@@ -103,16 +103,15 @@ pub async fn serve(
 ) -> StorageResult<Response> {
     let etag = object.etag();
     let size = object.size();
-    let last_modified = object.metadata["lastModified"]
+    let modified = object.metadata["lastModified"]
         .as_str()
         .and_then(|t| {
             time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
         })
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc2822)
-                .ok()
-        })
-        .map(|t| t.replace("+0000", "GMT"));
+        .map(|t| {
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.unix_timestamp().max(0) as u64)
+        });
+    let last_modified = modified.map(httpdate::fmt_http_date);
     let mut builder = Response::builder()
         .header(header::ETAG, &etag)
         .header(header::ACCEPT_RANGES, "bytes")
@@ -125,10 +124,19 @@ pub async fn serve(
     if let Some(lm) = &last_modified {
         builder = builder.header(header::LAST_MODIFIED, lm);
     }
-    let not_modified = headers
+    // If-None-Match wins; If-Modified-Since counts only without it (RFC 9110 §13.1.3).
+    let not_modified = match headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    {
+        Some(v) => v.split(',').any(|t| t.trim() == etag || t.trim() == "*"),
+        None => headers
+            .get(header::IF_MODIFIED_SINCE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| httpdate::parse_http_date(v).ok())
+            .zip(modified)
+            .is_some_and(|(since, modified)| modified <= since),
+    };
     if not_modified {
         return builder
             .status(StatusCode::NOT_MODIFIED)

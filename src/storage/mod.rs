@@ -35,6 +35,8 @@ pub struct StorageService {
     pub config: StorageConfig,
     /// Where resumable uploads collect their bytes until complete.
     pub uploads_dir: std::path::PathBuf,
+    /// Resumable uploads a PATCH is writing to right now (one at a time each).
+    pub patching: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl StorageService {
@@ -51,6 +53,7 @@ impl StorageService {
             op,
             config,
             uploads_dir,
+            patching: Default::default(),
         })
     }
 }

@@ -285,6 +285,9 @@ pub async fn patch(
     require_version(&headers)?;
     let who = caller(&state, &headers)?;
     valid_id(&id)?;
+    // One PATCH at a time per upload: a second one racing for the same offset is refused
+    // (423 Locked, as tusd does) rather than interleaving bytes.
+    let _writing = PatchLock::take(&state, &id)?;
     let upload = load(&state, &id).await?;
     same_owner(&who, &upload)?;
     let is_octets = headers
@@ -379,6 +382,42 @@ pub async fn patch(
         StatusCode::NO_CONTENT,
         &[("upload-offset", received.to_string())],
     ))
+}
+
+/// Marks an upload as being written; released when dropped.
+struct PatchLock {
+    state: AppState,
+    id: String,
+}
+
+impl PatchLock {
+    fn take(state: &AppState, id: &str) -> StorageResult<PatchLock> {
+        let mut busy = match state.storage.patching.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if !busy.insert(id.to_string()) {
+            return Err(StorageError::new(
+                StatusCode::LOCKED,
+                "UploadLocked",
+                "Another PATCH is writing to this upload",
+            ));
+        }
+        Ok(PatchLock {
+            state: state.clone(),
+            id: id.to_string(),
+        })
+    }
+}
+
+impl Drop for PatchLock {
+    fn drop(&mut self) {
+        let mut busy = match self.state.storage.patching.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        busy.remove(&self.id);
+    }
 }
 
 async fn finish(
