@@ -213,31 +213,7 @@ where
     };
     let user_meta_text = meta.user_metadata.as_ref().map(Value::to_string);
     // Refuse before any byte is stored when the policies already say no.
-    {
-        let (bucket_id, name, owner, umeta, checks, upsert) = (
-            bucket.id.clone(),
-            name.to_string(),
-            who.owner.clone(),
-            user_meta_text.clone(),
-            checks.clone(),
-            who.upsert,
-        );
-        state
-            .db
-            .read(Some(who.access.ctx.clone()), move |conn| {
-                authorize_write(
-                    conn,
-                    &checks,
-                    &bucket_id,
-                    &name,
-                    owner.as_deref(),
-                    "{}",
-                    umeta.as_deref(),
-                    upsert,
-                )
-            })
-            .await?;
-    }
+    precheck(state, &who, &bucket.id, name).await?;
     let version = store::new_version();
     store::mark_pending(&state.db, vec![version.clone()]).await?;
     let written = match store::write(&state.storage.op, &version, &mut *body, limit).await {
