@@ -1358,12 +1358,8 @@ export function storageSuite(name, makeEnv, { backend = 'fs', storedKeys = fsSto
           },
         });
         const res = await st.from('limited').upload(p, stream, { contentType: 'application/octet-stream' });
-        if (res.error?.name === 'StorageUnknownError') {
-          // the server may answer 413 and close before reading the whole body; the client then
-          // sees a transport error. What matters is that nothing was stored.
-        } else {
-          sFails(res, 413, 'streamed 2400 B into 1 KB bucket');
-        }
+        // a clean 413, not a transport error from a connection closed under the client
+        sFails(res, 413, 'streamed 2400 B into 1 KB bucket');
         assert.equal((await st.from('limited').exists(p)).data, false, 'nothing stored');
         // and a small stream works
         const p2 = `${uniq('stream-ok')}.bin`;
