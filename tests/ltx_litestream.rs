@@ -162,12 +162,7 @@ fn outpost_decodes_what_litestream_replicates() {
         }
     }
     let deadline = Instant::now() + Duration::from_secs(15);
-    let mut files = Vec::new();
-    while Instant::now() < deadline {
-        files = ltx_files(&replica);
-        if files.len() >= 2 {
-            break;
-        }
+    while Instant::now() < deadline && ltx_files(&replica).len() < 2 {
         std::thread::sleep(Duration::from_millis(200));
     }
     std::thread::sleep(Duration::from_millis(1500));
