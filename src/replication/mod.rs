@@ -1,4 +1,5 @@
-//! Replication in Litestream 0.5's format. So far: the LTX file codec ([`ltx`]); the WAL
-//! shipper, restore and read replicas build on it.
+//! Replication in Litestream 0.5's format. So far: the LTX file codec ([`ltx`]) and the WAL
+//! reader ([`wal`]); the shipper, restore and read replicas build on them.
 
 pub mod ltx;
+pub mod wal;
