@@ -114,7 +114,7 @@ pub fn read(
     let page = h.page_size as usize;
     let frame_len = FRAME_HEADER + page;
     let start = (from as usize).max(WAL_HEADER);
-    if (start - WAL_HEADER) % frame_len != 0 {
+    if !(start - WAL_HEADER).is_multiple_of(frame_len) {
         return Err(WalError::Format(
             "resume offset is not a frame boundary".into(),
         ));
