@@ -135,8 +135,43 @@ pub enum CliError {
     Server(#[from] server::ServerError),
     #[error("{0}")]
     Admin(#[from] admin::accounts::AdminError),
+    #[error("restore: {0}")]
+    Restore(String),
     #[error("{0} is not yet available in this version of Outpost")]
     NotYetAvailable(&'static str),
+}
+
+fn restore(args: RestoreArgs) -> Result<(), CliError> {
+    use crate::replication::{replica::Replica, restore};
+    let target = match (&args.txid, &args.timestamp) {
+        (Some(_), Some(_)) => {
+            return Err(CliError::Restore(
+                "give --txid or --timestamp, not both".into(),
+            ))
+        }
+        (Some(t), None) if t.len() == 16 => {
+            u64::from_str_radix(t, 16)
+                .map(restore::Target::Txid)
+                .map_err(|_| CliError::Restore(format!("--txid {t}: 16 hex digits")))?
+        }
+        (Some(t), None) => return Err(CliError::Restore(format!("--txid {t}: 16 hex digits"))),
+        (None, Some(ts)) => {
+            time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339)
+                .map(|t| restore::Target::Timestamp((t.unix_timestamp_nanos() / 1_000_000) as i64))
+                .map_err(|_| CliError::Restore(format!("--timestamp {ts}: RFC 3339")))?
+        }
+        (None, None) => restore::Target::Latest,
+    };
+    let replica = Replica::open(&args.replica).map_err(|e| CliError::Restore(e.to_string()))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Restore(e.to_string()))?;
+    let txid = runtime
+        .block_on(restore::restore(&replica, target, &args.output))
+        .map_err(|e| CliError::Restore(e.to_string()))?;
+    println!("restored TXID {txid:016x} to {}", args.output.display());
+    Ok(())
 }
 
 /// Carry out one parsed command line.
@@ -185,7 +220,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             }
             Ok(())
         }
-        Command::Restore(_) => Err(CliError::NotYetAvailable("outpost restore")),
+        Command::Restore(args) => restore(args),
         Command::Admin {
             command:
                 AdminCommand::Create {

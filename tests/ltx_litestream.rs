@@ -291,3 +291,102 @@ fn wal_frames_shipped_as_ltx_restore_to_the_live_database() {
         "the restore equals the live database"
     );
 }
+
+fn outpost_restore(replica: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_outpost"))
+        .arg("restore")
+        .arg("--replica")
+        .arg(format!("file://{}", replica.display()))
+        .arg("--output")
+        .arg(out)
+        .args(extra)
+        .output()
+        .expect("run outpost restore")
+}
+
+#[test]
+fn outpost_restores_litestream_replicas_and_its_own() {
+    let dir = TempDir::new();
+    // A replica `litestream replicate` wrote while the app wrote.
+    let db = dir.0.join("app.db");
+    let replica = dir.0.join("by-litestream");
+    let conn = rusqlite::Connection::open(&db).expect("open");
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT);",
+    )
+    .expect("schema");
+    let mut child = Command::new(litestream())
+        .arg("replicate")
+        .arg(&db)
+        .arg(format!("file://{}", replica.display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start litestream replicate");
+    conn.busy_timeout(Duration::from_secs(5)).expect("busy");
+    for i in 0..300 {
+        conn.execute(
+            "INSERT INTO t (body) VALUES (?1)",
+            [format!("r{i}{}", "q".repeat(150))],
+        )
+        .expect("insert");
+        if i % 100 == 0 {
+            std::thread::sleep(Duration::from_millis(700));
+        }
+    }
+    conn.execute("DELETE FROM t WHERE id % 3 = 0", [])
+        .expect("delete");
+    std::thread::sleep(Duration::from_millis(3000));
+    let _ = child.kill();
+    let _ = child.wait();
+    let out = dir.0.join("restored.db");
+    let done = outpost_restore(&replica, &out, &[]);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let rows = |c: &rusqlite::Connection| -> Vec<(i64, String)> {
+        c.prepare("SELECT id, body FROM t ORDER BY id")
+            .expect("prepare")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    };
+    let restored = rusqlite::Connection::open(&out).expect("open restored");
+    assert_eq!(rows(&restored), rows(&conn));
+
+    // Outpost's own files, at a point in time; and the failure paths.
+    let own = dir.0.join("own");
+    let src = dir.0.join("src.db");
+    make_db(&src, 400, "one");
+    let first = summary(&src);
+    write_l0(&own, 1, &pages_of(&src), 1_700_000_000_000);
+    make_db(&src, 900, "two");
+    let second = summary(&src);
+    write_l0(&own, 2, &pages_of(&src), 1_700_000_100_000);
+    let a = dir.0.join("a.db");
+    assert!(outpost_restore(&own, &a, &["--txid", "0000000000000001"])
+        .status
+        .success());
+    assert_eq!(summary(&a), first);
+    let b = dir.0.join("b.db");
+    assert!(
+        outpost_restore(&own, &b, &["--timestamp", "2023-11-14T22:14:00Z"])
+            .status
+            .success()
+    );
+    assert_eq!(summary(&b), first, "TXID 2 is later than the timestamp");
+    let c = dir.0.join("c.db");
+    assert!(outpost_restore(&own, &c, &[]).status.success());
+    assert_eq!(summary(&c), second);
+    let again = outpost_restore(&own, &c, &[]);
+    assert!(
+        !again.status.success(),
+        "an existing output is not overwritten"
+    );
+    let missing = outpost_restore(&own, &dir.0.join("d.db"), &["--txid", "0000000000000009"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("non-contiguous"));
+}

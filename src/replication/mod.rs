@@ -2,4 +2,6 @@
 //! reader ([`wal`]); the shipper, restore and read replicas build on them.
 
 pub mod ltx;
+pub mod replica;
+pub mod restore;
 pub mod wal;
