@@ -97,14 +97,46 @@ async fn version_and_unavailable_commands() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("outpost "));
+    // A replica with no files is refused with Litestream's reason, and nothing is written.
+    let dir = TempDir::new();
+    let output = dir.0.join("restored.db");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_outpost"))
+        .arg("restore")
+        .arg("--replica")
+        .arg(format!("file://{}", dir.0.join("empty-replica").display()))
+        .arg("--output")
+        .arg(&output)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no files starting at TXID 1"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!output.exists());
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_outpost"))
         .args([
             "restore",
             "--replica",
-            "file:///tmp/x",
+            "ftp://x",
             "--output",
-            "/tmp/y",
+            "/tmp/never.db",
         ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("file:///path or s3://"));
+    // Continuous replication is not there yet, and says so.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_outpost"))
+        .args([
+            "serve",
+            "--replica",
+            "file:///tmp/x",
+            "--http",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(dir.0.join("data"))
         .output()
         .unwrap();
     assert!(!out.status.success());
