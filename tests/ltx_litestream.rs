@@ -141,14 +141,7 @@ fn outpost_decodes_what_litestream_replicates() {
         )
         .expect("schema");
     }
-    let mut child = Command::new(litestream())
-        .arg("replicate")
-        .arg(&db)
-        .arg(format!("file://{}", replica.display()))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start litestream replicate");
+    let mut child = replicate(&db, &replica);
     let conn = rusqlite::Connection::open(&db).expect("open");
     conn.busy_timeout(Duration::from_secs(5)).expect("busy");
     for i in 0..200 {
@@ -192,6 +185,28 @@ fn outpost_decodes_what_litestream_replicates() {
         }
     }
     assert!(snapshot_seen, "TXID 1 is a full copy");
+}
+
+/// `litestream replicate <db> file://<replica>`, running until killed.
+fn replicate(db: &Path, replica: &Path) -> std::process::Child {
+    Command::new(litestream())
+        .arg("replicate")
+        .arg(db)
+        .arg(format!("file://{}", replica.display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start litestream replicate")
+}
+
+/// Every row of `t`, in id order.
+fn rows(c: &rusqlite::Connection) -> Vec<(i64, String)> {
+    c.prepare("SELECT id, body FROM t ORDER BY id")
+        .expect("prepare")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows")
 }
 
 fn ltx_files(replica: &Path) -> Vec<PathBuf> {
@@ -272,14 +287,6 @@ fn wal_frames_shipped_as_ltx_restore_to_the_live_database() {
 
     let restored = dir.0.join("restored.db");
     restore(&replica, &restored, None);
-    let rows = |c: &rusqlite::Connection| -> Vec<(i64, String)> {
-        c.prepare("SELECT id, body FROM t ORDER BY id")
-            .expect("prepare")
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .expect("query")
-            .collect::<Result<_, _>>()
-            .expect("rows")
-    };
     let copy = rusqlite::Connection::open(&restored).expect("open restored");
     let check: String = copy
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
@@ -315,14 +322,7 @@ fn outpost_restores_litestream_replicas_and_its_own() {
         "PRAGMA journal_mode = WAL; CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT);",
     )
     .expect("schema");
-    let mut child = Command::new(litestream())
-        .arg("replicate")
-        .arg(&db)
-        .arg(format!("file://{}", replica.display()))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start litestream replicate");
+    let mut child = replicate(&db, &replica);
     conn.busy_timeout(Duration::from_secs(5)).expect("busy");
     for i in 0..300 {
         conn.execute(
@@ -346,14 +346,6 @@ fn outpost_restores_litestream_replicas_and_its_own() {
         "{}",
         String::from_utf8_lossy(&done.stderr)
     );
-    let rows = |c: &rusqlite::Connection| -> Vec<(i64, String)> {
-        c.prepare("SELECT id, body FROM t ORDER BY id")
-            .expect("prepare")
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .expect("query")
-            .collect::<Result<_, _>>()
-            .expect("rows")
-    };
     let restored = rusqlite::Connection::open(&out).expect("open restored");
     assert_eq!(rows(&restored), rows(&conn));
 
