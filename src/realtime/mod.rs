@@ -167,7 +167,7 @@ async fn rest_broadcast(
         };
         let topic = topic.strip_prefix("realtime:").unwrap_or(topic);
         let private = m.get("private").and_then(Value::as_bool).unwrap_or(false);
-        if private && !private::allowed(&state, &ctx, topic, true).await {
+        if private && !private::allowed(&state, &ctx, topic, true, "broadcast").await {
             return error(
                 StatusCode::FORBIDDEN,
                 format!("not allowed to write to {topic}"),

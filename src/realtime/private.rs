@@ -9,12 +9,14 @@ use std::sync::Arc;
 /// The table policies on `realtime.messages` are kept on.
 pub const MESSAGES: &str = "_outpost_realtime_messages";
 
-/// Whether `ctx` may read (`write == false`: SELECT) or write (INSERT) the channel `topic`.
+/// Whether `ctx` may read (`write == false`: SELECT) or write (INSERT) the channel `topic` for
+/// `extension` (`broadcast` or `presence`).
 pub async fn allowed(
     state: &AppState,
     ctx: &Arc<RequestContext>,
     topic: &str,
     write: bool,
+    extension: &str,
 ) -> bool {
     if ctx.bypass_rls {
         return true;
@@ -29,14 +31,14 @@ pub async fn allowed(
         predicate::using(table, Command::Select)
     };
     let sql = format!(
-        "SELECT ({pred}) FROM (SELECT ?1 AS topic, 'broadcast' AS extension, NULL AS payload, \
+        "SELECT ({pred}) FROM (SELECT ?1 AS topic, ?2 AS extension, NULL AS payload, \
          NULL AS event, 1 AS private, now() AS inserted_at, now() AS updated_at) AS {MESSAGES}"
     );
-    let topic = topic.to_string();
+    let (topic, extension) = (topic.to_string(), extension.to_string());
     state
         .db
         .read(Some(ctx.clone()), move |conn| {
-            conn.query_row(&sql, [&topic], |r| r.get::<_, Option<bool>>(0))
+            conn.query_row(&sql, [&topic, &extension], |r| r.get::<_, Option<bool>>(0))
                 .map_err(crate::db::DbError::from)
         })
         .await

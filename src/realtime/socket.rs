@@ -245,7 +245,9 @@ impl Conn {
             .strip_prefix("realtime:")
             .unwrap_or(&m.topic)
             .to_string();
-        if private && !super::private::allowed(&self.state, &ctx, &name, false).await {
+        let readable = super::private::allowed(&self.state, &ctx, &name, false, "broadcast").await
+            || super::private::allowed(&self.state, &ctx, &name, false, "presence").await;
+        if private && !readable {
             return self.send(&fail(format!(
                 "Unauthorized: You do not have permissions to read from this Channel topic: {name}"
             )));
@@ -350,9 +352,28 @@ impl Conn {
             return;
         };
         let join_ref = joined.join_ref.clone();
+        let private = joined.private;
         match self.verify(token) {
             Ok(caller) => {
                 let ctx = RequestContext::for_caller(&caller);
+                if private {
+                    let name = m
+                        .topic
+                        .strip_prefix("realtime:")
+                        .unwrap_or(&m.topic)
+                        .to_string();
+                    let readable =
+                        super::private::allowed(&self.state, &ctx, &name, false, "broadcast").await
+                            || super::private::allowed(&self.state, &ctx, &name, false, "presence")
+                                .await;
+                    if !readable {
+                        return self.close_channel(
+                            &m.topic,
+                            join_ref,
+                            "Unauthorized: the new token may not read this channel",
+                        );
+                    }
+                }
                 let rt = &self.state.realtime;
                 if let Some(old) = rt
                     .hub
@@ -447,7 +468,7 @@ impl Conn {
             .strip_prefix("realtime:")
             .unwrap_or(&m.topic)
             .to_string();
-        if private && !super::private::allowed(&self.state, &ctx, &name, true).await {
+        if private && !super::private::allowed(&self.state, &ctx, &name, true, "broadcast").await {
             self.send(&reply(&m, "error", json!({"reason": format!("Unauthorized: You do not have permissions to write to this Channel topic: {name}")})));
             return;
         }
@@ -482,6 +503,20 @@ impl Conn {
             return;
         };
         let key = joined.presence_key.clone();
+        let (private, ctx) = (joined.private, joined.ctx.clone());
+        let name = m
+            .topic
+            .strip_prefix("realtime:")
+            .unwrap_or(&m.topic)
+            .to_string();
+        let tracking = m.payload.get("event").and_then(Value::as_str) == Some("track");
+        if private
+            && tracking
+            && !super::private::allowed(&self.state, &ctx, &name, true, "presence").await
+        {
+            self.send(&reply(&m, "error", json!({"reason": format!("Unauthorized: You do not have permissions to track presence on this Channel topic: {name}")})));
+            return;
+        }
         let rt = &self.state.realtime;
         match m.payload.get("event").and_then(Value::as_str) {
             Some("track") => {
