@@ -560,7 +560,7 @@ describe('realtime', () => {
       assert.deepEqual(d.new, {});
     });
 
-    it('row-level security with a membership subquery and a boolean policy, evaluated at change time', { todo: 'fails in Outpost; cause under investigation (policy with a membership subquery, evaluated when the dispatcher delivers the change)' }, async () => {
+    it('row-level security with a membership subquery and a boolean policy, evaluated at change time', async () => {
       ok(await svc.from('members').insert([{ team_id: 1, user_id: A }, { team_id: 2, user_id: B }]), 'members');
       const ev = { a: collector('A'), b: collector('B'), anon: collector('anon') };
       const subs = { a: await rt.client({ token: rt.userJwt(A) }), b: await rt.client({ token: rt.userJwt(B) }), anon: await rt.client() };
