@@ -232,17 +232,7 @@ pub struct UserToken {
 
 /// The caller must present a user's access token whose session still exists.
 pub async fn require_user(state: &AppState, headers: &HeaderMap) -> AuthResult<UserToken> {
-    let token = bearer(headers).ok_or_else(|| {
-        AuthError::new(
-            StatusCode::UNAUTHORIZED,
-            "no_authorization",
-            "This endpoint requires a Bearer token",
-        )
-    })?;
-    let caller = state.verifier.verify(token).map_err(|e| match e {
-        TokenError::Expired => bad_jwt("token has invalid claims: token is expired"),
-        TokenError::Invalid(why) => bad_jwt(&why),
-    })?;
+    let caller = verified_bearer(state, headers)?;
     let text = |k: &str| {
         caller
             .claims
@@ -278,8 +268,8 @@ pub async fn require_user(state: &AppState, headers: &HeaderMap) -> AuthResult<U
     })
 }
 
-/// The caller must present the service_role key.
-pub fn require_admin(state: &AppState, headers: &HeaderMap) -> AuthResult<()> {
+/// The bearer token of the request, verified (401 without one, 403 `bad_jwt` when invalid).
+fn verified_bearer(state: &AppState, headers: &HeaderMap) -> AuthResult<Arc<Caller>> {
     let token = bearer(headers).ok_or_else(|| {
         AuthError::new(
             StatusCode::UNAUTHORIZED,
@@ -291,6 +281,12 @@ pub fn require_admin(state: &AppState, headers: &HeaderMap) -> AuthResult<()> {
         TokenError::Expired => bad_jwt("token has invalid claims: token is expired"),
         TokenError::Invalid(why) => bad_jwt(&why),
     })?;
+    Ok(caller)
+}
+
+/// The caller must present the service_role key.
+pub fn require_admin(state: &AppState, headers: &HeaderMap) -> AuthResult<()> {
+    let caller = verified_bearer(state, headers)?;
     if caller.role != Role::ServiceRole {
         return Err(AuthError::new(
             StatusCode::FORBIDDEN,
