@@ -7,6 +7,9 @@ use crate::http;
 use crate::keys::{ProjectKeys, Verifier};
 use crate::rest;
 use crate::storage::{self, StorageService};
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::{middleware, Json, Router};
 use std::sync::Arc;
@@ -23,6 +26,8 @@ pub struct Services {
     pub storage: StorageService,
     pub realtime: crate::realtime::Realtime,
     pub config: Config,
+    /// Replication progress, when this server ships to or follows a replica.
+    pub replication: Option<crate::replication::status::Status>,
 }
 
 impl AppState {
@@ -45,6 +50,8 @@ pub fn router(state: AppState) -> Router {
     let cors = http::cors::layer(state.config.cors_origins.as_deref());
     Router::new()
         .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/_/api/replication", get(replication_status))
         // supabase-js asks for the OpenAPI document at `/rest/v1/`; nesting only serves `/rest/v1`.
         .route("/rest/v1/", any(rest::handle_root))
         .nest("/rest/v1", rest::router())
@@ -56,6 +63,55 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(http::log::requests))
 }
 
-async fn health() -> Json<serde_json::Value> {
-    Json(serde_json::json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let mut body = serde_json::json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")});
+    if let Some(r) = &state.replication {
+        let s = r.get();
+        body["replication"] = serde_json::json!({
+            "role": s.role,
+            "txid": format!("{:016x}", s.txid),
+            "lag_seconds": s.lag_seconds,
+            "last_error": s.last_error,
+        });
+    }
+    Json(body)
+}
+
+/// Prometheus text: replication gauges (more metrics join as services expose them).
+async fn metrics(State(state): State<AppState>) -> Response {
+    let mut out = String::new();
+    if let Some(r) = &state.replication {
+        let s = r.get();
+        let role = s.role;
+        let gauges: [(&str, &str, f64); 7] = [
+            ("outpost_replication_txid", "Newest TXID written (primary) or applied (replica).", s.txid as f64),
+            ("outpost_replication_uploaded_txid", "Newest TXID the destination holds.", s.uploaded_txid as f64),
+            ("outpost_replication_lag_seconds", "Age of the oldest change not yet at the destination (primary), or of the replica's state (replica).", s.lag_seconds),
+            ("outpost_replication_pending_files", "LTX files waiting on local disk for the destination.", s.pending_files as f64),
+            ("outpost_replication_pending_bytes", "Bytes waiting on local disk for the destination.", s.pending_bytes as f64),
+            ("outpost_replication_shipped_bytes_total", "Bytes uploaded since start.", s.bytes_shipped as f64),
+            ("outpost_replication_remote_txid", "Newest TXID seen on the replica (replica).", s.remote_txid as f64),
+        ];
+        for (name, help, value) in gauges {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name}{{role=\"{role}\"}} {value}\n"
+            ));
+        }
+    }
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        out,
+    )
+        .into_response()
+}
+
+/// `GET /_/api/replication` (service_role): the whole replication status.
+async fn replication_status(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(e) = auth::require_admin(&state, &headers) {
+        return e.into_response();
+    }
+    match &state.replication {
+        Some(r) => Json(serde_json::json!(r.get())).into_response(),
+        None => Json(serde_json::json!({"role": "standalone"})).into_response(),
+    }
 }

@@ -137,8 +137,6 @@ pub enum CliError {
     Admin(#[from] admin::accounts::AdminError),
     #[error("restore: {0}")]
     Restore(String),
-    #[error("{0} is not yet available in this version of Outpost")]
-    NotYetAvailable(&'static str),
 }
 
 fn restore(args: RestoreArgs) -> Result<(), CliError> {
@@ -178,11 +176,6 @@ fn restore(args: RestoreArgs) -> Result<(), CliError> {
 pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve(args) => {
-            if args.replica.is_some() || args.follow.is_some() {
-                return Err(CliError::NotYetAvailable(
-                    "replication (--replica/--follow)",
-                ));
-            }
             server::serve(Config::from_serve(args))?;
             Ok(())
         }

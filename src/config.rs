@@ -14,6 +14,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub max_query_bytes: usize,
     pub read_connections: u32,
+    /// Stream the database to this replica URL.
+    pub replica: Option<String>,
+    /// Follow this replica URL as a read replica.
+    pub follow: Option<String>,
 }
 
 impl Config {
@@ -38,6 +42,8 @@ impl Config {
             max_body_bytes: args.max_body_bytes,
             max_query_bytes: args.max_query_bytes,
             read_connections: args.read_connections.max(1),
+            replica: args.replica.filter(|u| !u.trim().is_empty()),
+            follow: args.follow.filter(|u| !u.trim().is_empty()),
         }
     }
 
@@ -45,4 +51,33 @@ impl Config {
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("data.db")
     }
+}
+
+/// Seconds in a Go duration string (`300ms`, `1.5h`, `2h45m`).
+pub fn parse_go_duration(s: &str) -> Option<f64> {
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total = 0.0;
+    while !rest.is_empty() {
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let value: f64 = rest[..num_len].parse().ok()?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += value * scale;
+        rest = &rest[unit_len..];
+    }
+    Some(total)
 }

@@ -7,6 +7,9 @@ use crate::config::Config;
 use crate::db::{Db, DbError};
 use crate::http::logbuf::BufferedStderr;
 use crate::keys::{self, KeyError, ProjectKeys, Verifier};
+use crate::replication::config::{FollowConfig, ReplicaConfig};
+use crate::replication::follow::{self, Follower};
+use crate::replication::primary::Replicator;
 use crate::storage::{self, config::StorageConfig, StorageService};
 use std::time::Duration;
 
@@ -58,11 +61,56 @@ async fn run(config: Config) -> Result<(), ServerError> {
     std::fs::create_dir_all(&config.data_dir)?;
     let secret = keys::load_or_create_secret(&config.data_dir)?;
     let project_keys = ProjectKeys::derive(&secret)?;
-    let (db, writer_thread) = Db::open(
-        &config.db_path(),
-        config.migrations_dir.as_deref(),
-        config.read_connections,
-    )?;
+    if config.replica.is_some() && config.follow.is_some() {
+        return Err(ServerError::Config(
+            "--replica and --follow exclude each other: a read replica does not ship".into(),
+        ));
+    }
+    let follow = match &config.follow {
+        Some(url) => {
+            let fc = FollowConfig::from_env(url).map_err(ServerError::Config)?;
+            let txid = follow::prepare(&fc, &config.data_dir, &config.db_path())
+                .await
+                .map_err(|e| ServerError::Config(e.to_string()))?;
+            Some((fc, txid))
+        }
+        None => None,
+    };
+    let (db, writer_thread) = match &follow {
+        Some((fc, _)) => Db::open_replica(
+            &config.db_path(),
+            config.read_connections,
+            &follow::refusal(fc),
+        )?,
+        None => Db::open(
+            &config.db_path(),
+            config.migrations_dir.as_deref(),
+            config.read_connections,
+        )?,
+    };
+    // The replicator starts before anything else writes, and from here on it alone checkpoints.
+    let replicator = match &config.replica {
+        Some(url) => {
+            let rc = ReplicaConfig::from_env(url).map_err(ServerError::Config)?;
+            Some(
+                Replicator::start(rc, &db, &config.data_dir)
+                    .await
+                    .map_err(|e| ServerError::Config(e.to_string()))?,
+            )
+        }
+        None => None,
+    };
+    let follower = match follow {
+        Some((fc, txid)) => Some(
+            Follower::start(fc, db.clone(), &config.data_dir, txid)
+                .map_err(|e| ServerError::Config(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let replication = replicator
+        .as_ref()
+        .map(|r| r.status.clone())
+        .or_else(|| follower.as_ref().map(|f| f.status.clone()));
     for table in db
         .schema
         .get()
@@ -89,13 +137,16 @@ async fn run(config: Config) -> Result<(), ServerError> {
     let storage =
         StorageService::new(storage_config, &config.data_dir).map_err(ServerError::Config)?;
     // Nothing is uploading yet: every pending version left by a previous run is an orphan.
-    match storage::store::sweep(&db, &storage.op, 0).await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(
-            orphans = n,
-            "removed object bytes left by an interrupted run"
-        ),
-        Err(e) => tracing::warn!(error = %e.message, "cannot sweep orphaned object bytes"),
+    // (A read replica's object bytes belong to its primary.)
+    if follower.is_none() {
+        match storage::store::sweep(&db, &storage.op, 0).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                orphans = n,
+                "removed object bytes left by an interrupted run"
+            ),
+            Err(e) => tracing::warn!(error = %e.message, "cannot sweep orphaned object bytes"),
+        }
     }
     let state = AppState::new(Services {
         db: db.clone(),
@@ -105,6 +156,7 @@ async fn run(config: Config) -> Result<(), ServerError> {
         storage,
         realtime: crate::realtime::Realtime::new(crate::realtime::Limits::from_env()),
         config,
+        replication,
     });
 
     // The banner goes to stdout so scripts can read the URL and keys; logs go to stderr.
@@ -116,8 +168,13 @@ async fn run(config: Config) -> Result<(), ServerError> {
     println!("  service_role key: {}", project_keys.service_role_key);
     tracing::info!(%addr, data_dir = %state.config.data_dir.display(), "ready");
 
-    let checkpointer = tokio::spawn(checkpoint_loop(db.clone()));
-    let janitor = tokio::spawn(storage::store::janitor(state.clone()));
+    // With a replica the replicator checkpoints, in step with what it has shipped.
+    let checkpointer = replicator
+        .is_none()
+        .then(|| tokio::spawn(checkpoint_loop(db.clone())));
+    let janitor = follower
+        .is_none()
+        .then(|| tokio::spawn(storage::store::janitor(state.clone())));
     let changes = db.changes.lock().ok().and_then(|mut c| c.take());
     let dispatcher = changes.map(|rx| {
         tokio::spawn(crate::realtime::changes::run(
@@ -134,16 +191,24 @@ async fn run(config: Config) -> Result<(), ServerError> {
     .with_graceful_shutdown(shutdown_signal())
     .await?;
     tracing::info!("draining done; closing the database");
-    checkpointer.abort();
-    janitor.abort();
-    if let Some(d) = dispatcher {
-        d.abort();
+    for task in [checkpointer, janitor, dispatcher].into_iter().flatten() {
+        task.abort();
+    }
+    if let Some(f) = &follower {
+        f.stop();
+    }
+    if let Some(r) = &replicator {
+        r.stop();
     }
     drop(db);
-    // The writer thread finishes queued jobs, checkpoints (TRUNCATE) and closes.
+    // The writer thread finishes queued jobs, ships the rest of the WAL when replicating,
+    // checkpoints (TRUNCATE) and closes.
     tokio::task::spawn_blocking(move || writer_thread.join())
         .await
         .map_err(std::io::Error::other)?;
+    if let Some(r) = replicator {
+        r.finish(Duration::from_secs(10)).await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -128,7 +128,7 @@ fn ban_until(duration: &str) -> AuthResult<Option<String>> {
     if duration == "none" {
         return Ok(None);
     }
-    let secs = parse_go_duration(duration).ok_or_else(|| {
+    let secs = crate::config::parse_go_duration(duration).ok_or_else(|| {
         AuthError::validation(format!("invalid format for ban duration: {duration}"))
     })?;
     let until = time::OffsetDateTime::now_utc() + time::Duration::seconds_f64(secs);
@@ -136,35 +136,6 @@ fn ban_until(duration: &str) -> AuthResult<Option<String>> {
         .format(&time::format_description::well_known::Rfc3339)
         .map(Some)
         .map_err(AuthError::internal)
-}
-
-/// Seconds in a Go duration string (`300ms`, `1.5h`, `2h45m`).
-fn parse_go_duration(s: &str) -> Option<f64> {
-    let mut rest = s.trim();
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total = 0.0;
-    while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-        let value: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += value * scale;
-        rest = &rest[unit_len..];
-    }
-    Some(total)
 }
 
 /// `GET /admin/users?page=&per_page=`, with `x-total-count` and a `link` header.
@@ -537,16 +508,15 @@ pub async fn generate_link(
 
 #[cfg(test)]
 mod tests {
-    use super::parse_go_duration;
 
     #[test]
     fn go_durations() {
-        assert_eq!(parse_go_duration("24h"), Some(86400.0));
-        assert_eq!(parse_go_duration("1h30m"), Some(5400.0));
-        assert_eq!(parse_go_duration("1.5h"), Some(5400.0));
-        assert_eq!(parse_go_duration("300ms"), Some(0.3));
-        assert_eq!(parse_go_duration("10 days"), None);
-        assert_eq!(parse_go_duration("h"), None);
-        assert_eq!(parse_go_duration(""), None);
+        assert_eq!(crate::config::parse_go_duration("24h"), Some(86400.0));
+        assert_eq!(crate::config::parse_go_duration("1h30m"), Some(5400.0));
+        assert_eq!(crate::config::parse_go_duration("1.5h"), Some(5400.0));
+        assert_eq!(crate::config::parse_go_duration("300ms"), Some(0.3));
+        assert_eq!(crate::config::parse_go_duration("10 days"), None);
+        assert_eq!(crate::config::parse_go_duration("h"), None);
+        assert_eq!(crate::config::parse_go_duration(""), None);
     }
 }

@@ -17,6 +17,9 @@ pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
          PRAGMA wal_autocheckpoint = 0;",
     )?;
     conn.set_prepared_statement_cache_capacity(128);
+    // Makes sqlite_dbpage read-only (among other guards); only a read replica's page applier
+    // lifts it, for the length of one apply.
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
     functions::register(conn)
 }
 

@@ -29,6 +29,10 @@ const SYSTEM: &[(&str, &str)] = &[
         "0005_realtime.sql",
         include_str!("../../migrations/0005_realtime.sql"),
     ),
+    (
+        "0006_replication.sql",
+        include_str!("../../migrations/0006_replication.sql"),
+    ),
 ];
 
 /// Open the database at `path`, apply pending migrations, and return the user files applied.

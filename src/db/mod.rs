@@ -38,6 +38,9 @@ pub enum DbError {
     WriterGone,
     #[error("the transaction was aborted by SQLite")]
     Aborted,
+    /// A write reached a read replica; the message names where writes go.
+    #[error("{0}")]
+    ReadOnlyReplica(Arc<str>),
 }
 
 impl From<rusqlite::Error> for DbError {
@@ -99,6 +102,13 @@ pub struct Db {
             Option<tokio::sync::mpsc::UnboundedReceiver<crate::realtime::capture::Committed>>,
         >,
     >,
+    /// Hands committed changes to the realtime service (a read replica publishes the
+    /// primary's through it).
+    pub publish: tokio::sync::mpsc::UnboundedSender<crate::realtime::capture::Committed>,
+    /// Woken after every commit.
+    pub commits: Arc<tokio::sync::Notify>,
+    /// Record published changes for read replicas (set while replicating).
+    pub log_changes: Arc<std::sync::atomic::AtomicBool>,
     readers: r2d2::Pool<SqliteConnectionManager>,
     pub schema: SchemaCache,
     pub path: PathBuf,
@@ -128,11 +138,32 @@ impl Db {
         migrations_dir: Option<&Path>,
         read_connections: u32,
     ) -> Result<(Db, WriterThread), DbError> {
+        Self::open_as(path, migrations_dir, read_connections, None)
+    }
+
+    /// Open a read replica's database: no migrations (its schema is the primary's), and every
+    /// write refused with `refusal`.
+    pub fn open_replica(
+        path: &Path,
+        read_connections: u32,
+        refusal: &str,
+    ) -> Result<(Db, WriterThread), DbError> {
+        Self::open_as(path, None, read_connections, Some(refusal))
+    }
+
+    fn open_as(
+        path: &Path,
+        migrations_dir: Option<&Path>,
+        read_connections: u32,
+        refusal: Option<&str>,
+    ) -> Result<(Db, WriterThread), DbError> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(DbError::from)?;
         }
         let conn = connection::open_writer(path)?;
-        migrate::migrate(&conn, migrations_dir)?;
+        if refusal.is_none() {
+            migrate::migrate(&conn, migrations_dir)?;
+        }
         let schema = SchemaCache::default();
         schema.replace(Arc::new(Schema::load(&conn)?));
         let manager = SqliteConnectionManager::file(path)
@@ -151,16 +182,27 @@ impl Db {
         capture.load(&conn)?;
         capture.install(&conn);
         let (tx, changes) = tokio::sync::mpsc::unbounded_channel();
+        let commits: Arc<tokio::sync::Notify> = Default::default();
+        let log_changes: Arc<std::sync::atomic::AtomicBool> = Default::default();
+        let publish = tx.clone();
         let feed = ChangeFeed {
             capture: capture.clone(),
             tx,
+            commits: commits.clone(),
+            log_changes: log_changes.clone(),
         };
-        let (writer, handle) = Writer::spawn(conn, schema.clone(), feed);
+        let (mut writer, handle) = Writer::spawn(conn, schema.clone(), feed);
+        if let Some(msg) = refusal {
+            writer.refuse_writes(msg);
+        }
         Ok((
             Db {
                 writer,
                 capture,
                 changes: Arc::new(std::sync::Mutex::new(Some(changes))),
+                publish,
+                commits,
+                log_changes,
                 readers,
                 schema,
                 path: path.to_path_buf(),

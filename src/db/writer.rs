@@ -36,15 +36,23 @@ struct Ran {
 
 type Job = Box<dyn FnOnce(&Connection) -> Ran + Send>;
 
+/// Work run on the writer thread outside any transaction, with no write in progress.
+pub type Barrier = Box<dyn FnOnce(&Connection) + Send>;
+
 enum Msg {
     Job(Job),
     Checkpoint(oneshot::Sender<Result<(), DbError>>),
+    Barrier(Barrier),
+    /// Run as the writer closes, before its final checkpoint.
+    OnClose(Barrier),
 }
 
 /// Handle to the writer thread; cheap to clone.
 #[derive(Clone)]
 pub struct Writer {
     tx: mpsc::Sender<Msg>,
+    /// Set on a read replica: every write is refused with this message.
+    read_only: Option<Arc<str>>,
 }
 
 impl Writer {
@@ -59,7 +67,45 @@ impl Writer {
             .name("outpost-writer".into())
             .spawn(move || run(conn, rx, schema, feed))
             .unwrap_or_else(|e| panic!("cannot start the writer thread: {e}"));
-        (Writer { tx }, handle)
+        (
+            Writer {
+                tx,
+                read_only: None,
+            },
+            handle,
+        )
+    }
+
+    /// Refuse every write with `message` (a read replica).
+    pub fn refuse_writes(&mut self, message: &str) {
+        self.read_only = Some(Arc::from(message));
+    }
+
+    /// Run `f` on the writer thread between transactions, while no write can happen, and
+    /// return its result.
+    pub async fn barrier<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> T + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Barrier = Box::new(move |conn| {
+            let _ = tx.send(f(conn));
+        });
+        self.tx
+            .send(Msg::Barrier(job))
+            .await
+            .map_err(|_| DbError::WriterGone)?;
+        rx.await.map_err(|_| DbError::WriterGone)
+    }
+
+    /// Run `f` on the writer thread as it closes, after its last job, before its final
+    /// checkpoint.
+    pub async fn on_close(&self, f: Barrier) -> Result<(), DbError> {
+        self.tx
+            .send(Msg::OnClose(f))
+            .await
+            .map_err(|_| DbError::WriterGone)
     }
 
     /// Run `f` on the writer inside a transaction, for the request `ctx` (`None`: Outpost
@@ -75,6 +121,9 @@ impl Writer {
         E: From<DbError> + Send + 'static,
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
     {
+        if let Some(msg) = &self.read_only {
+            return Err(E::from(DbError::ReadOnlyReplica(msg.clone())));
+        }
         let (done_tx, done_rx) = oneshot::channel::<Result<T, E>>();
         let job: Job = Box::new(move |conn| {
             let result = context::with(ctx, || f(conn));
@@ -113,12 +162,18 @@ impl Writer {
 pub struct ChangeFeed {
     pub capture: Capture,
     pub tx: mpsc::UnboundedSender<Committed>,
+    /// Woken after every commit (the replicator ships soon after).
+    pub commits: Arc<tokio::sync::Notify>,
+    /// Also record changes in `_outpost_realtime_log`, in the same transaction, for read
+    /// replicas to publish (set while replicating).
+    pub log_changes: Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn run(conn: Connection, mut rx: mpsc::Receiver<Msg>, schema: SchemaCache, feed: ChangeFeed) {
     let mut schema_version = current_schema_version(&conn).unwrap_or(-1);
     let mut dirty = false;
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    let mut on_close: Vec<Barrier> = Vec::new();
     while let Some(first) = rx.blocking_recv() {
         let mut pending = Some(first);
         while let Some(msg) = pending.take() {
@@ -139,6 +194,22 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Msg>, schema: SchemaCache, feed:
                     dirty = false;
                     let _ = reply.send(result);
                 }
+                Msg::Barrier(f) => {
+                    if !batch.is_empty() {
+                        prepare_views(&conn, &schema, &mut batch);
+                        run_batch(&conn, &mut batch, &feed);
+                        dirty = true;
+                    }
+                    f(&conn);
+                    // A read replica applies pages here, schema included.
+                    if let Ok(version) = current_schema_version(&conn) {
+                        if version != schema_version {
+                            schema_version = version;
+                            refresh_schema(&conn, &schema);
+                        }
+                    }
+                }
+                Msg::OnClose(f) => on_close.push(f),
             }
             if batch.len() < MAX_BATCH {
                 pending = rx.try_recv().ok();
@@ -155,6 +226,9 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Msg>, schema: SchemaCache, feed:
                 }
             }
         }
+    }
+    for f in on_close {
+        f(&conn);
     }
     // Every handle is gone: fold the WAL into the database so the file stands alone.
     if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
@@ -207,12 +281,21 @@ fn run_batch(conn: &Connection, batch: &mut Vec<Job>, feed: &ChangeFeed) {
     }
     // Some errors (I/O, disk full) make SQLite roll back the whole transaction by itself;
     // then there is nothing to commit and every job in the batch must hear so.
+    let changes = feed.capture.take();
+    if !changes.is_empty()
+        && !conn.is_autocommit()
+        && feed.log_changes.load(std::sync::atomic::Ordering::Relaxed)
+    {
+        if let Err(e) = crate::replication::changelog::record(conn, &changes) {
+            // Read replicas will miss these events; the write itself is not at fault.
+            tracing::warn!(error = %e, "cannot record changes for read replicas");
+        }
+    }
     let commit = if conn.is_autocommit() {
         Err(DbError::Aborted)
     } else {
         conn.execute_batch("COMMIT").map_err(DbError::from)
     };
-    let changes = feed.capture.take();
     let commit_err = match commit {
         Ok(()) => {
             if !changes.is_empty() {
@@ -222,6 +305,7 @@ fn run_batch(conn: &Connection, batch: &mut Vec<Job>, feed: &ChangeFeed) {
                     commit_timestamp: crate::db::functions::now_iso(),
                 });
             }
+            feed.commits.notify_one();
             None
         }
         Err(e) => {
@@ -274,7 +358,12 @@ mod tests {
         );
         capture.install(&conn);
         let (tx, mut changes) = mpsc::unbounded_channel();
-        let feed = ChangeFeed { capture, tx };
+        let feed = ChangeFeed {
+            capture,
+            tx,
+            commits: Default::default(),
+            log_changes: Default::default(),
+        };
         let (writer, handle) = Writer::spawn(conn, SchemaCache::default(), feed);
         // Queue many jobs at once so they share transactions; every third one fails midway.
         let mut jobs = Vec::new();

@@ -49,7 +49,7 @@ pub struct Ltx {
 }
 
 /// Why bytes are not a valid LTX file (or pages cannot become one).
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum LtxError {
     #[error("not an LTX file: {0}")]
     Format(String),
@@ -166,72 +166,230 @@ fn get_uvarint(b: &[u8], at: &mut usize) -> Result<u64, LtxError> {
 /// Encode `pages` (ascending `(pgno, bytes)`) under `header` into LTX bytes. The header's
 /// flags are forced to NoChecksum, as Litestream 0.5 requires.
 pub fn encode(header: &Header, pages: &[(u32, &[u8])]) -> Result<Vec<u8>, LtxError> {
-    let mut header = header.clone();
-    header.flags = FLAG_NO_CHECKSUM;
-    header.validate()?;
-    let lock = lock_page(header.page_size);
-    let mut last = 0u32;
+    let out = Vec::with_capacity(HEADER_SIZE + pages.len() * (header.page_size as usize / 2) + 64);
+    let mut w = Writer::new(out, header).map_err(io_to_ltx)?;
     for (pgno, page) in pages {
-        if *pgno <= last {
+        w.page(*pgno, page)?;
+    }
+    w.finish().map_err(io_to_ltx)
+}
+
+fn io_to_ltx(e: std::io::Error) -> LtxError {
+    match e.get_ref().and_then(|i| i.downcast_ref::<LtxError>()) {
+        Some(l) => l.clone(),
+        None => LtxError::Invalid(e.to_string()),
+    }
+}
+
+/// Writes an LTX file page by page, so a snapshot of a large database never sits in memory.
+pub struct Writer<W: std::io::Write> {
+    out: W,
+    header: Header,
+    digest: Digest<'static, u64>,
+    /// `(pgno, offset, frame length)` for the page index.
+    index: Vec<(u32, u64, u64)>,
+    written: u64,
+    last: u32,
+    lock: u32,
+}
+
+impl<W: std::io::Write> Writer<W> {
+    /// Start a file: validates and writes the header (flags forced to NoChecksum).
+    pub fn new(mut out: W, header: &Header) -> std::io::Result<Writer<W>> {
+        let mut header = header.clone();
+        header.flags = FLAG_NO_CHECKSUM;
+        header.validate().map_err(std::io::Error::other)?;
+        let mut digest = CRC64.digest();
+        let head = header.to_bytes();
+        out.write_all(&head)?;
+        digest.update(&head);
+        let lock = lock_page(header.page_size);
+        Ok(Writer {
+            out,
+            header,
+            digest,
+            index: Vec::new(),
+            written: HEADER_SIZE as u64,
+            last: 0,
+            lock,
+        })
+    }
+
+    /// Add the next page; pages must come ascending, never the lock page, never above commit.
+    pub fn page(&mut self, pgno: u32, page: &[u8]) -> Result<(), LtxError> {
+        if pgno <= self.last {
             return Err(LtxError::Invalid(
                 "pages must be ascending and distinct".into(),
             ));
         }
-        if *pgno == lock {
+        if pgno == self.lock {
             return Err(LtxError::Invalid("the lock page is never stored".into()));
         }
-        if *pgno > header.commit {
+        if pgno > self.header.commit {
             return Err(LtxError::Invalid(format!(
                 "page {pgno} is above commit {}",
-                header.commit
+                self.header.commit
             )));
         }
-        if page.len() != header.page_size as usize {
+        if page.len() != self.header.page_size as usize {
             return Err(LtxError::Invalid(format!(
                 "page {pgno} is not {} bytes",
-                header.page_size
+                self.header.page_size
             )));
         }
-        last = *pgno;
-    }
-    let mut out =
-        Vec::with_capacity(HEADER_SIZE + pages.len() * (header.page_size as usize / 2) + 64);
-    let mut digest: Digest<u64> = CRC64.digest();
-    let head = header.to_bytes();
-    out.extend_from_slice(&head);
-    digest.update(&head);
-    let mut index = Vec::with_capacity(pages.len());
-    for (pgno, page) in pages {
-        let offset = out.len() as u64;
         let block = lz4_flex::block::compress(page);
         let mut frame_head = [0u8; 10];
         frame_head[0..4].copy_from_slice(&pgno.to_be_bytes());
         frame_head[4..6].copy_from_slice(&PAGE_FLAG_SIZE.to_be_bytes());
         frame_head[6..10].copy_from_slice(&(block.len() as u32).to_be_bytes());
-        out.extend_from_slice(&frame_head);
-        out.extend_from_slice(&block);
+        let io = |e: std::io::Error| LtxError::Invalid(format!("writing page {pgno}: {e}"));
+        self.out.write_all(&frame_head).map_err(io)?;
+        self.out.write_all(&block).map_err(io)?;
         // The checksum covers the page as it decompresses, not the block.
-        digest.update(&frame_head);
-        digest.update(page);
-        index.push((*pgno, offset, (frame_head.len() + block.len()) as u64));
+        self.digest.update(&frame_head);
+        self.digest.update(page);
+        let len = (frame_head.len() + block.len()) as u64;
+        self.index.push((pgno, self.written, len));
+        self.written += len;
+        self.last = pgno;
+        Ok(())
     }
-    out.extend_from_slice(&[0u8; 6]);
-    digest.update(&[0u8; 6]);
-    let mut varints = Vec::new();
-    for (pgno, offset, len) in index {
-        put_uvarint(&mut varints, u64::from(pgno));
-        put_uvarint(&mut varints, offset);
-        put_uvarint(&mut varints, len);
+
+    /// Pages written so far.
+    pub fn pages(&self) -> usize {
+        self.index.len()
     }
-    put_uvarint(&mut varints, 0);
-    let varint_len = (varints.len() as u64).to_be_bytes();
-    for part in [&varints[..], &varint_len[..], &[0u8; 8][..]] {
-        out.extend_from_slice(part);
-        digest.update(part);
+
+    /// Write the end of pages, the page index and the trailer; returns the sink.
+    pub fn finish(mut self) -> std::io::Result<W> {
+        self.out.write_all(&[0u8; 6])?;
+        self.digest.update(&[0u8; 6]);
+        let mut varints = Vec::with_capacity(self.index.len() * 6 + 1);
+        for (pgno, offset, len) in &self.index {
+            put_uvarint(&mut varints, u64::from(*pgno));
+            put_uvarint(&mut varints, *offset);
+            put_uvarint(&mut varints, *len);
+        }
+        put_uvarint(&mut varints, 0);
+        let varint_len = (varints.len() as u64).to_be_bytes();
+        for part in [&varints[..], &varint_len[..], &[0u8; 8][..]] {
+            self.out.write_all(part)?;
+            self.digest.update(part);
+        }
+        let checksum = self.digest.finalize() | CHECKSUM_FLAG;
+        self.out.write_all(&checksum.to_be_bytes())?;
+        Ok(self.out)
     }
-    let checksum = digest.finalize() | CHECKSUM_FLAG;
-    out.extend_from_slice(&checksum.to_be_bytes());
-    Ok(out)
+}
+
+/// Read an LTX header (the first 100 bytes of a file).
+pub fn read_header(b: &[u8]) -> Result<Header, LtxError> {
+    Header::from_bytes(b)
+}
+
+/// An LTX file on local disk, read page by page through its page index (for merging files
+/// larger than memory should hold). The file checksum is not verified: only files this
+/// process wrote and verified are opened this way.
+pub struct FileReader {
+    file: std::fs::File,
+    pub header: Header,
+    /// `(pgno, offset, frame length)`, ascending.
+    pub index: Vec<(u32, u64, u64)>,
+}
+
+impl FileReader {
+    /// Open `path` and load its header and page index.
+    pub fn open(path: &std::path::Path) -> Result<FileReader, LtxError> {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::File::open(path)
+            .map_err(|e| bad(format!("{}: {e}", path.display())))?;
+        let len = file
+            .metadata()
+            .map_err(|e| bad(format!("{}: {e}", path.display())))?
+            .len();
+        let read = |at: u64, n: usize| -> Result<Vec<u8>, LtxError> {
+            let mut buf = vec![0u8; n];
+            file.read_exact_at(&mut buf, at)
+                .map_err(|e| bad(format!("{}: {e}", path.display())))?;
+            Ok(buf)
+        };
+        if len < (HEADER_SIZE + 6 + 1 + 8 + TRAILER_SIZE) as u64 {
+            return Err(bad("too short"));
+        }
+        let header = Header::from_bytes(&read(0, HEADER_SIZE)?)?;
+        let len_at = len - (TRAILER_SIZE + 8) as u64;
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&read(len_at, 8)?);
+        let varint_len = u64::from_be_bytes(word);
+        let start = len_at
+            .checked_sub(varint_len)
+            .ok_or_else(|| bad("page index longer than the file"))?;
+        let varints = read(start, varint_len as usize)?;
+        let mut at = 0usize;
+        let mut index = Vec::new();
+        loop {
+            let pgno = get_uvarint(&varints, &mut at)?;
+            if pgno == 0 {
+                break;
+            }
+            let offset = get_uvarint(&varints, &mut at)?;
+            let len = get_uvarint(&varints, &mut at)?;
+            index.push((pgno as u32, offset, len));
+        }
+        Ok(FileReader {
+            file,
+            header,
+            index,
+        })
+    }
+
+    /// The page stored in the index entry `i`.
+    pub fn page(&self, i: usize) -> Result<Vec<u8>, LtxError> {
+        use std::os::unix::fs::FileExt;
+        let (pgno, offset, len) = *self
+            .index
+            .get(i)
+            .ok_or_else(|| bad("no such index entry"))?;
+        let mut frame = vec![0u8; len as usize];
+        self.file
+            .read_exact_at(&mut frame, offset)
+            .map_err(|e| bad(format!("page {pgno}: {e}")))?;
+        decode_frame(&frame, pgno, self.header.page_size as usize).map(|(page, _)| page)
+    }
+}
+
+/// Decompress one page frame; also returns the frame header length the checksum covers.
+fn decode_frame(frame: &[u8], pgno: u32, page_size: usize) -> Result<(Vec<u8>, usize), LtxError> {
+    if frame.len() < 6 || u32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]) != pgno {
+        return Err(bad(format!("page frame {pgno} is damaged")));
+    }
+    let flags = u16::from_be_bytes([frame[4], frame[5]]);
+    let (page, head) = if flags & PAGE_FLAG_SIZE != 0 {
+        if frame.len() < 10 {
+            return Err(bad("truncated page block"));
+        }
+        let size = u32::from_be_bytes([frame[6], frame[7], frame[8], frame[9]]) as usize;
+        let block = frame
+            .get(10..10 + size)
+            .ok_or_else(|| bad("truncated page block"))?;
+        let page = lz4_flex::block::decompress(block, page_size)
+            .map_err(|e| bad(format!("page {pgno}: {e}")))?;
+        (page, 10)
+    } else {
+        use std::io::Read;
+        let mut page = Vec::with_capacity(page_size);
+        lz4_flex::frame::FrameDecoder::new(&frame[6..])
+            .read_to_end(&mut page)
+            .map_err(|e| bad(format!("page {pgno}: {e}")))?;
+        (page, 6)
+    };
+    if page.len() != page_size {
+        return Err(bad(format!(
+            "page {pgno} decompresses to {} bytes",
+            page.len()
+        )));
+    }
+    Ok((page, head))
 }
 
 /// Decode LTX bytes, verifying the file checksum. Reads both page frame kinds: raw LZ4 blocks
@@ -278,34 +436,8 @@ pub fn decode(b: &[u8]) -> Result<Ltx, LtxError> {
             return Err(bad(format!("page {pgno} is not where the index says")));
         }
         let frame = &b[offset..offset + len];
-        if frame.len() < 6 || u32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]) != pgno {
-            return Err(bad(format!("page frame {pgno} is damaged")));
-        }
-        let flags = u16::from_be_bytes([frame[4], frame[5]]);
-        let page = if flags & PAGE_FLAG_SIZE != 0 {
-            let size = u32::from_be_bytes([frame[6], frame[7], frame[8], frame[9]]) as usize;
-            let block = frame
-                .get(10..10 + size)
-                .ok_or_else(|| bad("truncated page block"))?;
-            let page = lz4_flex::block::decompress(block, page_size)
-                .map_err(|e| bad(format!("page {pgno}: {e}")))?;
-            digest.update(&frame[..10]);
-            page
-        } else {
-            use std::io::Read;
-            let mut page = Vec::with_capacity(page_size);
-            lz4_flex::frame::FrameDecoder::new(&frame[6..])
-                .read_to_end(&mut page)
-                .map_err(|e| bad(format!("page {pgno}: {e}")))?;
-            digest.update(&frame[..6]);
-            page
-        };
-        if page.len() != page_size {
-            return Err(bad(format!(
-                "page {pgno} decompresses to {} bytes",
-                page.len()
-            )));
-        }
+        let (page, head) = decode_frame(frame, pgno, page_size)?;
+        digest.update(&frame[..head]);
         digest.update(&page);
         pages.push((pgno, page));
         expect_at = offset + len;

@@ -1,7 +1,18 @@
-//! Replication in Litestream 0.5's format. So far: the LTX file codec ([`ltx`]) and the WAL
-//! reader ([`wal`]); the shipper, restore and read replicas build on them.
+//! Replication in Litestream 0.5's format: a primary ships its WAL as LTX files to a replica
+//! ([`primary`]), `outpost restore` rebuilds a database from one ([`restore`]), and a read
+//! replica follows one ([`follow`]).
 
+pub mod changelog;
+pub mod compact;
+pub mod config;
+pub mod error;
+pub mod follow;
+pub mod local;
 pub mod ltx;
+pub mod primary;
 pub mod replica;
 pub mod restore;
+pub mod shipper;
+pub mod status;
+pub mod upload;
 pub mod wal;

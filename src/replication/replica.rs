@@ -15,6 +15,8 @@ pub enum Layout {
 pub struct Replica {
     pub op: Operator,
     pub layout: Layout,
+    /// The folder of a `file://` replica (whose files get the header time as mtime).
+    pub fs_root: Option<std::path::PathBuf>,
 }
 
 /// One LTX file of a replica.
@@ -51,10 +53,18 @@ impl Replica {
             if path.is_empty() {
                 return Err(ReplicaError::Url(format!("{url}: no path")));
             }
-            let op = Operator::new(opendal::services::Fs::default().root(path))?.finish();
+            // Files are written aside and renamed in, so a crash mid-upload never leaves a
+            // partial file under an LTX name.
+            let op = Operator::new(
+                opendal::services::Fs::default()
+                    .root(path)
+                    .atomic_write_dir(&format!("{}/.outpost-tmp", path.trim_end_matches('/'))),
+            )?
+            .finish();
             return Ok(Replica {
                 op,
                 layout: Layout::LtxDecimal,
+                fs_root: Some(std::path::PathBuf::from(path)),
             });
         }
         if let Some(rest) = url.strip_prefix("s3://") {
@@ -90,6 +100,7 @@ impl Replica {
             return Ok(Replica {
                 op,
                 layout: Layout::Hex4,
+                fs_root: None,
             });
         }
         Err(ReplicaError::Url(format!(
@@ -105,10 +116,23 @@ impl Replica {
         }
     }
 
+    /// The key of `name` at `level`.
+    pub fn key(&self, level: u8, name: &str) -> String {
+        format!("{}{name}", self.level_dir(level))
+    }
+
     /// Every LTX file of every level (other names are ignored, as Litestream does).
     pub async fn list(&self) -> Result<Vec<Entry>, ReplicaError> {
+        self.list_levels(0..=9).await
+    }
+
+    /// The LTX files of `levels`.
+    pub async fn list_levels(
+        &self,
+        levels: impl IntoIterator<Item = u8>,
+    ) -> Result<Vec<Entry>, ReplicaError> {
         let mut out = Vec::new();
-        for level in 0..=9u8 {
+        for level in levels {
             let dir = self.level_dir(level);
             let entries = match self.op.list(&dir).await {
                 Ok(e) => e,

@@ -41,6 +41,66 @@ async fn timestamp_of(replica: &Replica, e: &Entry) -> Result<i64, RestoreError>
     Ok(i64::from_be_bytes(w))
 }
 
+/// From the state at TXID `current`, the files of levels 0–8 that reach furthest, in order:
+/// at each step the file that continues `current` (MinTXID ≤ current + 1) with the largest
+/// MaxTXID; ties go to the lower MinTXID, then the higher level.
+pub fn chain(entries: &[Entry], mut current: u64) -> Vec<Entry> {
+    let mut out = Vec::new();
+    loop {
+        let next = entries
+            .iter()
+            .filter(|e| e.level <= 8 && e.min_txid <= current + 1 && e.max_txid > current)
+            .max_by(|a, b| {
+                a.max_txid
+                    .cmp(&b.max_txid)
+                    .then(b.min_txid.cmp(&a.min_txid))
+                    .then(a.level.cmp(&b.level))
+            });
+        match next {
+            Some(e) => {
+                current = e.max_txid;
+                out.push(e.clone());
+            }
+            None => return out,
+        }
+    }
+}
+
+/// Pages merged from several LTX files: the newest version of each, up to the last commit.
+pub struct Merged {
+    pub pages: BTreeMap<u32, Vec<u8>>,
+    pub commit: u32,
+    pub page_size: u32,
+    /// The last file's header timestamp (ms).
+    pub timestamp: i64,
+}
+
+/// Download `files` (in order) and merge their pages.
+pub async fn merge(replica: &Replica, files: &[Entry]) -> Result<Merged, RestoreError> {
+    let mut m = Merged {
+        pages: BTreeMap::new(),
+        commit: 0,
+        page_size: 0,
+        timestamp: 0,
+    };
+    for f in files {
+        let bytes = replica.op.read(&f.key).await?.to_vec();
+        let decoded = ltx::decode(&bytes)?;
+        if m.page_size != 0 && decoded.header.page_size != m.page_size {
+            return Err(RestoreError::Plan("page size changed between files".into()));
+        }
+        m.page_size = decoded.header.page_size;
+        m.commit = decoded.header.commit;
+        m.timestamp = decoded.header.timestamp;
+        for (pgno, page) in decoded.pages {
+            m.pages.insert(pgno, page);
+        }
+        let commit = m.commit;
+        m.pages.retain(|p, _| *p <= commit);
+    }
+    Ok(m)
+}
+
 /// Choose the files that rebuild the target state, in order (Litestream's rules: the newest
 /// fitting snapshot, then the longest reach from each level down to 0).
 pub async fn plan(replica: &Replica, target: Target) -> Result<Vec<Entry>, RestoreError> {
@@ -69,24 +129,11 @@ pub async fn plan(replica: &Replica, target: Target) -> Result<Vec<Entry>, Resto
         current = snap.max_txid;
         chosen.push(snap.clone());
     }
-    loop {
-        let next = entries
-            .iter()
-            .filter(|e| e.level <= 8 && e.min_txid <= current + 1 && e.max_txid > current)
-            .max_by(|a, b| {
-                a.max_txid
-                    .cmp(&b.max_txid)
-                    .then(b.min_txid.cmp(&a.min_txid))
-                    .then(a.level.cmp(&b.level))
-            });
-        match next {
-            Some(e) => {
-                current = e.max_txid;
-                chosen.push(e.clone());
-            }
-            None => break,
-        }
+    let rest = chain(&entries, current);
+    if let Some(last) = rest.last() {
+        current = last.max_txid;
     }
+    chosen.extend(rest);
     if chosen.is_empty() || chosen[0].min_txid != 1 {
         return Err(RestoreError::Plan(
             "the replica has no files starting at TXID 1".into(),
@@ -115,22 +162,12 @@ pub async fn restore(
         )));
     }
     let files = plan(replica, target).await?;
-    let mut pages: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
-    let mut commit = 0u32;
-    let mut page_size = 0u32;
-    for f in &files {
-        let bytes = replica.op.read(&f.key).await?.to_vec();
-        let decoded = ltx::decode(&bytes)?;
-        if page_size != 0 && decoded.header.page_size != page_size {
-            return Err(RestoreError::Plan("page size changed between files".into()));
-        }
-        page_size = decoded.header.page_size;
-        commit = decoded.header.commit;
-        for (pgno, page) in decoded.pages {
-            pages.insert(pgno, page);
-        }
-        pages.retain(|p, _| *p <= commit);
-    }
+    let Merged {
+        pages,
+        commit,
+        page_size,
+        ..
+    } = merge(replica, &files).await?;
     let tmp = output.with_extension("tmp");
     let mut file = std::fs::File::create(&tmp)?;
     let zero = vec![0u8; page_size as usize];

@@ -69,6 +69,14 @@ fn checksum(data: &[u8], big_endian: bool, seed: (u32, u32)) -> (u32, u32) {
     (s0, s1)
 }
 
+/// Bytes in the WAL header.
+pub const HEADER_LEN: usize = WAL_HEADER;
+
+/// Bytes in one frame of a WAL with pages of `page_size`.
+pub fn frame_len(page_size: u32) -> u64 {
+    (FRAME_HEADER as u64) + u64::from(page_size)
+}
+
 /// Parse and verify the 32-byte WAL header.
 pub fn header(b: &[u8]) -> Result<WalHeader, WalError> {
     if b.len() < WAL_HEADER {
@@ -110,7 +118,20 @@ pub fn read(
     from: u64,
     seed: Option<(u32, u32)>,
 ) -> Result<(WalRead, (u32, u32)), WalError> {
-    let h = header(wal)?;
+    let start = (from as usize).max(WAL_HEADER);
+    let tail = wal.get(start..).unwrap_or(&[]);
+    read_tail(wal, tail, start as u64, seed)
+}
+
+/// Like [`read`], with only the WAL's header (`head`, at least 32 bytes) and the bytes from
+/// `from` on (`tail`) in memory.
+pub fn read_tail(
+    head: &[u8],
+    tail: &[u8],
+    from: u64,
+    seed: Option<(u32, u32)>,
+) -> Result<(WalRead, (u32, u32)), WalError> {
+    let h = header(head)?;
     let page = h.page_size as usize;
     let frame_len = FRAME_HEADER + page;
     let start = (from as usize).max(WAL_HEADER);
@@ -129,9 +150,9 @@ pub fn read(
         end: start as u64,
         transactions: 0,
     };
-    let mut at = start;
-    while at + frame_len <= wal.len() {
-        let f = &wal[at..at + frame_len];
+    let mut at = 0usize;
+    while at + frame_len <= tail.len() {
+        let f = &tail[at..at + frame_len];
         if be32(f, 8) != h.salt1 || be32(f, 12) != h.salt2 {
             break;
         }
@@ -147,7 +168,7 @@ pub fn read(
         if commit != 0 {
             out.pages.append(&mut pending);
             out.commit = commit;
-            out.end = at as u64;
+            out.end = (start + at) as u64;
             out.transactions += 1;
             committed_sum = sum;
         }

@@ -215,6 +215,10 @@ impl From<DbError> for RestError {
     fn from(e: DbError) -> Self {
         match &e {
             DbError::Sqlite(inner) => RestError::from_sqlite(inner),
+            // PostgREST answers a write in a read-only transaction (25006) with 405.
+            DbError::ReadOnlyReplica(msg) => {
+                Self::new(StatusCode::METHOD_NOT_ALLOWED, "25006", msg.to_string())
+            }
             DbError::WriterGone | DbError::Pool(_) => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "PGRST001", e.to_string())
             }

@@ -73,7 +73,12 @@ impl StorageError {
 
 impl From<DbError> for StorageError {
     fn from(e: DbError) -> Self {
-        StorageError::internal(e)
+        match e {
+            DbError::ReadOnlyReplica(msg) => {
+                Self::new(StatusCode::METHOD_NOT_ALLOWED, "ReadOnlyReplica", msg.to_string())
+            }
+            e => StorageError::internal(e),
+        }
     }
 }
 
