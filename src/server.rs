@@ -66,6 +66,16 @@ async fn run(config: Config) -> Result<(), ServerError> {
             "--replica and --follow exclude each other: a read replica does not ship".into(),
         ));
     }
+    // A replica URL that cannot work stops the start before anything is written.
+    let replica_config = match &config.replica {
+        Some(url) => {
+            let rc = ReplicaConfig::from_env(url).map_err(ServerError::Config)?;
+            crate::replication::replica::Replica::open(url)
+                .map_err(|e| ServerError::Config(e.to_string()))?;
+            Some(rc)
+        }
+        None => None,
+    };
     let follow = match &config.follow {
         Some(url) => {
             let fc = FollowConfig::from_env(url).map_err(ServerError::Config)?;
@@ -89,15 +99,12 @@ async fn run(config: Config) -> Result<(), ServerError> {
         )?,
     };
     // The replicator starts before anything else writes, and from here on it alone checkpoints.
-    let replicator = match &config.replica {
-        Some(url) => {
-            let rc = ReplicaConfig::from_env(url).map_err(ServerError::Config)?;
-            Some(
-                Replicator::start(rc, &db, &config.data_dir)
-                    .await
-                    .map_err(|e| ServerError::Config(e.to_string()))?,
-            )
-        }
+    let replicator = match replica_config {
+        Some(rc) => Some(
+            Replicator::start(rc, &db, &config.data_dir)
+                .await
+                .map_err(|e| ServerError::Config(e.to_string()))?,
+        ),
         None => None,
     };
     let follower = match follow {
@@ -159,6 +166,11 @@ async fn run(config: Config) -> Result<(), ServerError> {
         replication,
     });
 
+    // Signals are caught from before the banner: a supervisor (or a test) that reads it and
+    // stops the server at once must get a clean shutdown, not the default signal death.
+    #[cfg(unix)]
+    let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let ctrl_c = tokio::spawn(tokio::signal::ctrl_c());
     // The banner goes to stdout so scripts can read the URL and keys; logs go to stderr.
     println!(
         "Outpost {} listening on http://{addr}",
@@ -188,7 +200,11 @@ async fn run(config: Config) -> Result<(), ServerError> {
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
+    .with_graceful_shutdown(shutdown_signal(
+        ctrl_c,
+        #[cfg(unix)]
+        terminate,
+    ))
     .await?;
     tracing::info!("draining done; closing the database");
     for task in [checkpointer, janitor, dispatcher].into_iter().flatten() {
@@ -224,20 +240,18 @@ async fn checkpoint_loop(db: Db) {
     }
 }
 
-async fn shutdown_signal() {
+async fn shutdown_signal(
+    ctrl_c: tokio::task::JoinHandle<std::io::Result<()>>,
+    #[cfg(unix)] mut terminate: tokio::signal::unix::Signal,
+) {
     let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
+        if !matches!(ctrl_c.await, Ok(Ok(()))) {
             std::future::pending::<()>().await;
         }
     };
     #[cfg(unix)]
     let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+        terminate.recv().await;
     };
     #[cfg(not(unix))]
     let terminate = std::future::pending::<()>();

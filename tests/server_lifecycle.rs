@@ -126,19 +126,31 @@ async fn version_and_unavailable_commands() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&bad.stderr).contains("file:///path or s3://"));
-    // Continuous replication is not there yet, and says so.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_outpost"))
-        .args([
-            "serve",
-            "--replica",
-            "file:///tmp/x",
-            "--http",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(dir.0.join("data"))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not yet available"));
+    // Replication flags that cannot work stop the server at start with the reason.
+    let serve = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_outpost"))
+            .args(["serve", "--http", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(dir.0.join("data"))
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let empty = format!("file://{}", dir.0.join("empty-replica").display());
+    for (args, reason) in [
+        (vec!["--replica", "ftp://x"], "file:///path or s3://"),
+        (
+            vec!["--replica", "file:///tmp/a", "--follow", "file:///tmp/b"],
+            "exclude each other",
+        ),
+        (
+            vec!["--follow", empty.as_str()],
+            "no files starting at TXID 1",
+        ),
+    ] {
+        let out = serve(&args);
+        assert!(!out.status.success(), "{args:?} started");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(reason), "{args:?}: {err}");
+    }
 }

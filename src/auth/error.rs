@@ -101,9 +101,11 @@ impl AuthError {
 impl From<DbError> for AuthError {
     fn from(e: DbError) -> Self {
         match e {
-            DbError::ReadOnlyReplica(msg) => {
-                Self::new(StatusCode::METHOD_NOT_ALLOWED, "read_only_replica", msg.to_string())
-            }
+            DbError::ReadOnlyReplica(msg) => Self::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "read_only_replica",
+                msg.to_string(),
+            ),
             e => AuthError::internal(e),
         }
     }

@@ -188,7 +188,7 @@ mod tests {
         );
         let conn = Connection::open(&db).unwrap();
         let tables: Vec<String> = conn
-            .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE '\\_outpost%' ESCAPE '\\' ORDER BY name")
+            .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE '\\_outpost%' ESCAPE '\\' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name")
             .unwrap()
             .query_map([], |r| r.get(0))
             .unwrap()

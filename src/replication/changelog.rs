@@ -42,8 +42,9 @@ fn json_to_value(j: &Json) -> Value {
 }
 
 fn row_to_json(row: &Option<Vec<Value>>) -> Json {
-    row.as_ref()
-        .map_or(Json::Null, |r| Json::Array(r.iter().map(value_to_json).collect()))
+    row.as_ref().map_or(Json::Null, |r| {
+        Json::Array(r.iter().map(value_to_json).collect())
+    })
 }
 
 fn row_from_json(j: Option<&Json>) -> Option<Vec<Value>> {
@@ -147,7 +148,10 @@ mod tests {
             Value::Text("x".into()),
             Value::Blob(vec![0, 1, 255]),
         ];
-        let back: Vec<Value> = values.iter().map(|v| json_to_value(&value_to_json(v))).collect();
+        let back: Vec<Value> = values
+            .iter()
+            .map(|v| json_to_value(&value_to_json(v)))
+            .collect();
         assert_eq!(back, values);
     }
 }

@@ -62,17 +62,18 @@ pub fn merge(local: &Local, level: u8, inputs: &[LocalFile]) -> Result<(LocalFil
         ..Header::default()
     };
     let lock = ltx::lock_page(page_size);
-    local.write(level, &header, |w| {
-        for (pgno, (r, i)) in latest.range(1..=commit) {
-            if *pgno == lock {
-                continue;
+    local
+        .write(level, &header, |w| {
+            for (pgno, (r, i)) in latest.range(1..=commit) {
+                if *pgno == lock {
+                    continue;
+                }
+                let page = readers[*r].page(*i)?;
+                w.page(*pgno, &page)?;
             }
-            let page = readers[*r].page(*i)?;
-            w.page(*pgno, &page)?;
-        }
-        Ok(())
-    })
-    .map_err(ReplicationError::from)
+            Ok(())
+        })
+        .map_err(ReplicationError::from)
 }
 
 #[cfg(test)]
@@ -93,7 +94,8 @@ mod tests {
         assert_eq!(sources(&files, 1, 1), vec![f(0, 2, 2), f(0, 3, 3)]);
         assert_eq!(sources(&files, 1, 0).len(), 3);
         assert!(sources(&files, 1, 5).is_empty());
-        assert!(sources(&files, 2, 0).is_empty());
+        assert_eq!(sources(&files, 2, 0), vec![f(1, 1, 1)]);
+        assert!(sources(&files, 2, 1).is_empty());
     }
 
     #[test]

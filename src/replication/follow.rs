@@ -238,7 +238,9 @@ async fn run(
             .writer
             .barrier(move |conn| -> rusqlite::Result<(Vec<_>, i64)> {
                 apply(conn, &merged)?;
-                changelog::since(conn, logged)
+                // A database without Outpost's change log (not written by Outpost) applies all
+                // the same; it just has no events to publish.
+                Ok(changelog::since(conn, logged).unwrap_or((Vec::new(), logged)))
             })
             .await;
         match outcome {
@@ -258,7 +260,11 @@ async fn run(
                     // The realtime service may be gone (shutting down).
                     let _ = db.publish.send(e);
                 }
-                applied_at = if reached >= newest { polled_ms } else { file_ts };
+                applied_at = if reached >= newest {
+                    polled_ms
+                } else {
+                    file_ts
+                };
                 status.update(|s| {
                     s.txid = current;
                     s.remote_txid = newest;
@@ -266,7 +272,12 @@ async fn run(
                     s.lag_seconds = (status::now_ms() - applied_at).max(0) as f64 / 1000.0;
                     s.last_error = None;
                 });
-                tracing::debug!(txid = current, files = files.len(), took_ms = started.elapsed().as_millis() as u64, "applied");
+                tracing::debug!(
+                    txid = current,
+                    files = files.len(),
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "applied"
+                );
             }
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "cannot apply the replica's pages");

@@ -301,8 +301,8 @@ impl FileReader {
     /// Open `path` and load its header and page index.
     pub fn open(path: &std::path::Path) -> Result<FileReader, LtxError> {
         use std::os::unix::fs::FileExt;
-        let file = std::fs::File::open(path)
-            .map_err(|e| bad(format!("{}: {e}", path.display())))?;
+        let file =
+            std::fs::File::open(path).map_err(|e| bad(format!("{}: {e}", path.display())))?;
         let len = file
             .metadata()
             .map_err(|e| bad(format!("{}: {e}", path.display())))?

@@ -7,6 +7,7 @@ pub mod compact;
 pub mod config;
 pub mod error;
 pub mod follow;
+pub mod generations;
 pub mod local;
 pub mod ltx;
 pub mod primary;

@@ -37,7 +37,9 @@ fn with_shipper<T>(slot: &Slot, f: impl FnOnce(&mut Shipper) -> Result<T>) -> Re
     };
     match guard.as_mut() {
         Some(s) => f(s),
-        None => Err(ReplicationError::Other("the replicator is not running".into())),
+        None => Err(ReplicationError::Other(
+            "the replicator is not running".into(),
+        )),
     }
 }
 
@@ -110,7 +112,10 @@ impl Replicator {
         upload::with(&self.progress, |p| p.closing = true);
         if tokio::time::timeout(wait, self.uploader).await.is_err() {
             let left = upload::with(&self.progress, |p| p.pending.len());
-            tracing::warn!(files = left, "replica uploads unfinished at shutdown; they resume on the next start");
+            tracing::warn!(
+                files = left,
+                "replica uploads unfinished at shutdown; they resume on the next start"
+            );
         }
     }
 }
@@ -148,7 +153,12 @@ async fn cut(db: &Db, slot: &Slot, level: u8) -> Result<LocalFile> {
         .await??;
     let started = Instant::now();
     let file = blocking(slot, |sh| sh.write_snapshot()).await?;
-    tracing::info!(level, txid = file.max_txid, took_ms = started.elapsed().as_millis() as u64, "snapshot written");
+    tracing::info!(
+        level,
+        txid = file.max_txid,
+        took_ms = started.elapsed().as_millis() as u64,
+        "snapshot written"
+    );
     Ok(file)
 }
 
@@ -170,12 +180,7 @@ fn next_aligned(period: Duration) -> Instant {
     Instant::now() + Duration::from_millis(wait as u64)
 }
 
-async fn compact_level(
-    slot: &Slot,
-    local: &Local,
-    handoff: &Handoff,
-    level: u8,
-) -> Result<()> {
+async fn compact_level(slot: &Slot, local: &Local, handoff: &Handoff, level: u8) -> Result<()> {
     let progress = &handoff.progress;
     let reach = upload::with(progress, |p| p.levels[usize::from(level)]);
     let sources = compact::sources(&local.files(), level, reach);
@@ -183,10 +188,9 @@ async fn compact_level(
         return Ok(());
     }
     let l = local.clone();
-    let (file, bytes) =
-        tokio::task::spawn_blocking(move || compact::merge(&l, level, &sources))
-            .await
-            .map_err(|e| ReplicationError::Other(format!("compaction task: {e}")))??;
+    let (file, bytes) = tokio::task::spawn_blocking(move || compact::merge(&l, level, &sources))
+        .await
+        .map_err(|e| ReplicationError::Other(format!("compaction task: {e}")))??;
     let max = file.max_txid;
     blocking(slot, move |sh| {
         sh.pos.levels[usize::from(level)] = max;
@@ -363,6 +367,16 @@ async fn run(
             if let Err(e) = pruned {
                 tracing::warn!(error = %e, "cannot prune the realtime change log");
             }
+            let st = status.get();
+            tracing::info!(
+                txid = st.txid,
+                uploaded_txid = st.uploaded_txid,
+                pending_files = st.pending_files,
+                lag_seconds = st.lag_seconds,
+                bytes_shipped = st.bytes_shipped,
+                last_snapshot_txid = st.last_snapshot_txid,
+                "replication status"
+            );
         }
     }
 }

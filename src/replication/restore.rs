@@ -161,6 +161,12 @@ pub async fn restore(
             output.display()
         )));
     }
+    // A replica with no LTX files may hold Litestream 0.3 generations.
+    if replica.list().await?.is_empty() && super::generations::present(replica).await? {
+        let last = super::generations::restore(replica, target, output).await?;
+        check(output)?;
+        return Ok(last);
+    }
     let files = plan(replica, target).await?;
     let Merged {
         pages,
@@ -185,12 +191,18 @@ pub async fn restore(
     file.sync_all()?;
     drop(file);
     std::fs::rename(&tmp, output)?;
-    let conn = rusqlite::Connection::open(output).map_err(|e| RestoreError::Plan(e.to_string()))?;
+    check(output)?;
+    Ok(files.last().map_or(0, |f| f.max_txid))
+}
+
+/// `PRAGMA integrity_check` of a restored file.
+fn check(path: &Path) -> Result<(), RestoreError> {
+    let conn = rusqlite::Connection::open(path).map_err(|e| RestoreError::Plan(e.to_string()))?;
     let check: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .map_err(|e| RestoreError::Plan(e.to_string()))?;
     if check != "ok" {
         return Err(RestoreError::Plan(format!("integrity_check: {check}")));
     }
-    Ok(files.last().map_or(0, |f| f.max_txid))
+    Ok(())
 }

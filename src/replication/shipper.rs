@@ -15,11 +15,11 @@ use super::error::{ReplicationError, Result};
 use super::local::{CleanClose, Local, LocalFile, Position};
 use super::ltx::{self, Header};
 use super::status::{self, Status};
+use super::upload::Handoff;
 use super::wal;
 use rusqlite::{Connection, OpenFlags};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use super::upload::Handoff;
 
 /// A snapshot whose read transaction is open, waiting to be written.
 #[derive(Debug, Clone, Copy)]
@@ -57,7 +57,11 @@ pub struct Shipper {
 
 fn db_file_state(path: &Path) -> Option<CleanClose> {
     let m = std::fs::metadata(path).ok()?;
-    let mtime = m.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
+    let mtime = m
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
     Some(CleanClose {
         db_len: m.len(),
         db_mtime_ns: mtime.as_nanos(),
@@ -158,20 +162,16 @@ impl Shipper {
             // A header being rewritten at this moment; the next sync reads it whole.
             Err(_) => return Ok(Synced::Nothing),
         };
-        let same_generation = self.pos.offset != 0
-            && h.salt1 == self.pos.salt1
-            && h.salt2 == self.pos.salt2;
+        let same_generation =
+            self.pos.offset != 0 && h.salt1 == self.pos.salt1 && h.salt2 == self.pos.salt2;
         let (from, seed) = if same_generation {
             (self.pos.offset, Some(self.pos.seed))
         } else if self.pos.offset == 0
-            || (self.pos.backfilled
-                && h.checkpoint_seq == self.pos.checkpoint_seq.wrapping_add(1))
+            || (self.pos.backfilled && h.checkpoint_seq == self.pos.checkpoint_seq.wrapping_add(1))
         {
             (wal::HEADER_LEN as u64, None)
         } else {
-            tracing::warn!(
-                "the WAL restarted without a checkpoint of ours; writing a snapshot"
-            );
+            tracing::warn!("the WAL restarted without a checkpoint of ours; writing a snapshot");
             self.need_snapshot = true;
             return Ok(Synced::NeedSnapshot);
         };
@@ -251,8 +251,12 @@ impl Shipper {
         }
         self.reader.execute_batch("BEGIN")?;
         let page = (|| -> rusqlite::Result<(u32, u32)> {
-            let count: u32 = self.reader.query_row("PRAGMA page_count", [], |r| r.get(0))?;
-            let size: u32 = self.reader.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+            let count: u32 = self
+                .reader
+                .query_row("PRAGMA page_count", [], |r| r.get(0))?;
+            let size: u32 = self
+                .reader
+                .query_row("PRAGMA page_size", [], |r| r.get(0))?;
             Ok((count, size))
         })();
         let (commit, page_size) = match page {
@@ -322,7 +326,11 @@ impl Shipper {
             timestamp: cut.timestamp,
             // Litestream resumes from a level-0 file's WAL range; a snapshot covers none, so
             // it names the position it was cut at with an empty range.
-            wal_offset: if cut.level == 0 { self.pos.offset.max(32) as i64 } else { 0 },
+            wal_offset: if cut.level == 0 {
+                self.pos.offset.max(32) as i64
+            } else {
+                0
+            },
             wal_salt1: if cut.level == 0 { self.pos.salt1 } else { 0 },
             wal_salt2: if cut.level == 0 { self.pos.salt2 } else { 0 },
             ..Header::default()
@@ -340,7 +348,9 @@ impl Shipper {
                 .next()
                 .map_err(|e| ltx::LtxError::Invalid(e.to_string()))?
             {
-                let pgno: u32 = row.get(0).map_err(|e| ltx::LtxError::Invalid(e.to_string()))?;
+                let pgno: u32 = row
+                    .get(0)
+                    .map_err(|e| ltx::LtxError::Invalid(e.to_string()))?;
                 if pgno == lock || pgno > cut.commit {
                     continue;
                 }

@@ -125,8 +125,7 @@ pub async fn run(replica: Arc<Replica>, local: Local, handoff: Handoff, status: 
                 return;
             }
             // Wake for a new file, or now and then to notice shutdown.
-            let _ =
-                tokio::time::timeout(Duration::from_millis(200), handoff.wake.notified()).await;
+            let _ = tokio::time::timeout(Duration::from_millis(200), handoff.wake.notified()).await;
             continue;
         };
         match upload(&replica, &local, &f).await {

@@ -74,9 +74,11 @@ impl StorageError {
 impl From<DbError> for StorageError {
     fn from(e: DbError) -> Self {
         match e {
-            DbError::ReadOnlyReplica(msg) => {
-                Self::new(StatusCode::METHOD_NOT_ALLOWED, "ReadOnlyReplica", msg.to_string())
-            }
+            DbError::ReadOnlyReplica(msg) => Self::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "ReadOnlyReplica",
+                msg.to_string(),
+            ),
             e => StorageError::internal(e),
         }
     }

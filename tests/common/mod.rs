@@ -2,6 +2,8 @@
 //! dir, and talk to it over HTTP.
 #![allow(dead_code)]
 
+pub mod replication;
+
 use reqwest::{Client, Method, RequestBuilder, Response};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read};
