@@ -153,6 +153,13 @@ async fn mixed_load(url: &str) {
         insert(&s, chunk * 100, chunk * 100 + 100).await;
     }
     points.push(point(&s).await);
+    // A read replica follows the whole run: updates, deletes, the schema change, the VACUUM.
+    let mut follow_env = vec![
+        ("OUTPOST_FOLLOW", url),
+        ("OUTPOST_FOLLOW_INTERVAL", "200ms"),
+    ];
+    follow_env.extend(S3_ENV);
+    let follower = Server::start_in_env(TempDir::new(), &follow_env);
     let res = s
         .send(
             Method::PATCH,
@@ -209,6 +216,32 @@ async fn mixed_load(url: &str) {
     points.push(point(&s).await);
     insert(&s, 1000, 1100).await;
     points.push(point(&s).await);
+    // The replica reaches the same TXID and holds exactly the primary's database.
+    let last = points.last().map_or(0, |p| p.txid);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let h = follower.get_json("/health", 200).await;
+        if h["replication"]["txid"] == json!(format!("{last:016x}")) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replica never reached {last:x}: {h}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        dump(&follower.db_path()) == dump(&s.db_path()),
+        "the replica's database differs from the primary's"
+    );
+    assert_eq!(integrity(&follower.db_path()), "ok");
+    let rows = follower.rows("notes", &[("select", "id")]).await;
+    assert_eq!(
+        rows,
+        json!([]),
+        "the replica's schema cache knows the new table"
+    );
+    drop(follower);
     let st = status(&s).await;
     assert!(
         st["last_checkpoint_at"].is_string(),
@@ -647,4 +680,179 @@ async fn retention_prunes_what_litestream_prunes_and_keeps_restores_exact() {
         &expected,
     );
     assert!(most_l0 > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_serves_storage_reads_from_the_primarys_backend() {
+    let moto = Moto::start("objects");
+    let base = TempDir::new();
+    let url = format!("file://{}", base.0.join("replica").display());
+    let endpoint = format!("http://127.0.0.1:{}", moto.port);
+    let storage = [
+        ("OUTPOST_STORAGE_BACKEND", "s3"),
+        ("OUTPOST_STORAGE_S3_BUCKET", "objects"),
+        ("OUTPOST_STORAGE_S3_ENDPOINT", endpoint.as_str()),
+    ];
+    let primary = Server::start_env(&[("0001_items.sql", ITEMS)], &env_with(&url, &storage));
+    let res = primary
+        .send(
+            Method::POST,
+            "/storage/v1/bucket",
+            json!({"id": "docs", "name": "docs"}),
+            "",
+        )
+        .await;
+    assert_eq!(
+        res.status().as_u16(),
+        200,
+        "{}",
+        res.text().await.unwrap_or_default()
+    );
+    let res = primary
+        .req(Method::POST, "/storage/v1/object/docs/notes/hello.txt")
+        .header("content-type", "text/plain")
+        .body("hello from the primary")
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(
+        res.status().as_u16(),
+        200,
+        "{}",
+        res.text().await.unwrap_or_default()
+    );
+    settle(&primary).await;
+
+    let mut env = vec![
+        ("OUTPOST_FOLLOW", url.as_str()),
+        ("OUTPOST_FOLLOW_INTERVAL", "200ms"),
+    ];
+    env.extend(storage);
+    env.extend(S3_ENV);
+    let follower = Server::start_in_env(TempDir::new(), &env);
+    let res = follower
+        .get("/storage/v1/object/docs/notes/hello.txt")
+        .await;
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(res.text().await.expect("body"), "hello from the primary");
+    let listed = common::expect_json(
+        follower
+            .send(
+                Method::POST,
+                "/storage/v1/object/list/docs",
+                json!({"prefix": "notes"}),
+                "",
+            )
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(listed[0]["name"], "hello.txt", "{listed}");
+
+    // A later upload on the primary becomes readable on the replica.
+    let res = primary
+        .req(Method::POST, "/storage/v1/object/docs/notes/later.txt")
+        .header("content-type", "text/plain")
+        .body("later")
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(res.status().as_u16(), 200);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let res = follower
+            .get("/storage/v1/object/docs/notes/later.txt")
+            .await;
+        if res.status().as_u16() == 200 {
+            assert_eq!(res.text().await.expect("body"), "later");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replica never served later.txt"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Uploads to the replica are refused in storage's error shape; nothing reaches the bucket.
+    let before = moto.keys("").len();
+    let res = follower
+        .req(Method::POST, "/storage/v1/object/docs/notes/nope.txt")
+        .header("content-type", "text/plain")
+        .body("nope")
+        .send()
+        .await
+        .expect("upload");
+    let body = common::expect_json(res, 405).await;
+    assert_eq!(body["error"], "ReadOnlyReplica", "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("read replica"),
+        "{body}"
+    );
+    assert_eq!(moto.keys("").len(), before, "no object bytes were written");
+    let res = primary.get("/storage/v1/object/docs/notes/nope.txt").await;
+    assert_eq!(res.status().as_u16(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_by_another_process_is_repaired_by_a_snapshot() {
+    let base = TempDir::new();
+    let replica = base.0.join("replica");
+    let url = format!("file://{}", replica.display());
+    let s = Server::start_env(&[("0001_items.sql", ITEMS)], &env_with(&url, &[]));
+    insert(&s, 0, 100).await;
+    let before = settle(&s).await;
+    // Another program folds the WAL into the database and truncates it: the frames the next
+    // commits write start a generation the replicator did not see begin.
+    {
+        let c = rusqlite::Connection::open(s.db_path()).expect("open");
+        c.busy_timeout(Duration::from_secs(10)).expect("busy");
+        let (busy, log): (i64, i64) = c
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .expect("checkpoint");
+        assert_eq!((busy, log), (0, 0), "the outside checkpoint went through");
+    }
+    insert(&s, 100, 200).await;
+    let after = settle(&s).await;
+    assert!(after > before);
+    // The first file after the break is a full copy: every page of the database.
+    let snap = (before + 1..=after)
+        .map(|t| {
+            replica
+                .join("ltx/0")
+                .join(outpost::replication::ltx::file_name(t, t))
+        })
+        .find_map(|p| {
+            let bytes = std::fs::read(p).ok()?;
+            let l = outpost::replication::ltx::decode(&bytes).ok()?;
+            (l.pages.len() as u32 + 1 >= l.header.commit).then_some(l.header.max_txid)
+        });
+    assert!(
+        snap.is_some(),
+        "no full level-0 snapshot after the outside checkpoint"
+    );
+    let (code, dir) = s.terminate();
+    assert!(code.success());
+    let expected = dump(&dir.0.join("data/data.db"));
+    let out = dir.0.join("restored.db");
+    check_restore(
+        "litestream restore across the break",
+        litestream_restore(&url, &out, &[]),
+        &out,
+        &expected,
+    );
+    let out = dir.0.join("at-break.db");
+    let txid = format!("{before:016x}");
+    let res = litestream_restore(&url, &out, &["-txid", &txid]);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert_eq!(integrity(&out), "ok");
 }

@@ -143,42 +143,62 @@ async fn next_files(replica: &Replica, current: u64) -> Result<Option<(Vec<Entry
     Ok(Some((plan, newest)))
 }
 
-/// Write `m`'s pages and size into the database in one transaction (on the writer thread).
-fn apply(conn: &Connection, m: &Merged) -> rusqlite::Result<()> {
+/// Write `m`'s pages and size into the database at `path` in one transaction. Called on the
+/// writer thread (so nothing else writes), through a connection of its own: a connection that
+/// rewrites the schema pages under itself keeps its old parsed schema, while every other
+/// connection notices the new schema cookie and reloads.
+fn apply(path: &Path, m: &Merged) -> Result<()> {
     use rusqlite::config::DbConfig;
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(crate::db::connection::BUSY_TIMEOUT)?;
+    let conn = &conn;
     let page_size: u32 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
     if page_size != m.page_size {
-        return Err(rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISMATCH),
-            Some(format!(
-                "the replica's pages are {} bytes, this database's {page_size}",
-                m.page_size
-            )),
-        ));
+        return Err(ReplicationError::Other(format!(
+            "the replica's pages are {} bytes, this database's {page_size}",
+            m.page_size
+        )));
     }
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, false)?;
+    let at =
+        |what: String| move |e: rusqlite::Error| ReplicationError::Other(format!("{what}: {e}"));
     let result = (|| {
-        conn.execute_batch("BEGIN IMMEDIATE")?;
-        {
-            let mut put = conn.prepare("INSERT INTO sqlite_dbpage (pgno, data) VALUES (?1, ?2)")?;
-            for (pgno, page) in m.pages.range(1..=m.commit) {
-                put.execute(rusqlite::params![pgno, page])?;
-            }
-        }
-        let count: u32 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+        conn.execute_batch("BEGIN IMMEDIATE")
+            .map_err(at("begin".into()))?;
+        let count: u32 = conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .map_err(at("page count".into()))?;
+        // Shrink first and write page 1 (the header: size, freelist, schema cookie) last, so
+        // no step sees a header that disagrees with the pages around it.
         if count > m.commit {
             // Writing NULL at page N cuts the database to N - 1 pages.
             conn.execute(
                 "INSERT INTO sqlite_dbpage (pgno, data) VALUES (?1, NULL)",
                 [m.commit + 1],
-            )?;
+            )
+            .map_err(at(format!("truncating from {count} to {} pages", m.commit)))?;
         }
-        conn.execute_batch("COMMIT")
+        let mut put = conn
+            .prepare("INSERT INTO sqlite_dbpage (pgno, data) VALUES (?1, ?2)")
+            .map_err(at("prepare".into()))?;
+        let first = m.pages.get(&1).map(|p| (&1u32, p));
+        for (pgno, page) in m.pages.range(2..=m.commit).chain(first) {
+            put.execute(rusqlite::params![pgno, page])
+                .map_err(at(format!(
+                    "writing page {pgno} of {} (database had {count} pages, {} pages in the files)",
+                    m.commit,
+                    m.pages.len()
+                )))?;
+        }
+        drop(put);
+        conn.execute_batch("COMMIT").map_err(at("commit".into()))
     })();
     if result.is_err() && !conn.is_autocommit() {
         let _ = conn.execute_batch("ROLLBACK");
     }
-    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
     result
 }
 
@@ -234,10 +254,11 @@ async fn run(
         };
         let reached = files.last().map_or(current, |f| f.max_txid);
         let file_ts = merged.timestamp;
+        let path = db.path.clone();
         let outcome = db
             .writer
-            .barrier(move |conn| -> rusqlite::Result<(Vec<_>, i64)> {
-                apply(conn, &merged)?;
+            .barrier(move |conn| -> Result<(Vec<_>, i64)> {
+                apply(&path, &merged)?;
                 // A database without Outpost's change log (not written by Outpost) applies all
                 // the same; it just has no events to publish.
                 Ok(changelog::since(conn, logged).unwrap_or((Vec::new(), logged)))
@@ -288,5 +309,87 @@ async fn run(
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn pages(path: &Path) -> (BTreeMap<u32, Vec<u8>>, u32) {
+        let c = Connection::open(path).unwrap();
+        let mut m = BTreeMap::new();
+        let mut stmt = c.prepare("SELECT pgno, data FROM sqlite_dbpage").unwrap();
+        let mut rows = stmt.query([]).unwrap();
+        while let Some(r) = rows.next().unwrap() {
+            m.insert(r.get(0).unwrap(), r.get(1).unwrap());
+        }
+        let n = m.len() as u32;
+        (m, n)
+    }
+
+    fn rows(c: &Connection) -> Vec<(i64, String)> {
+        c.prepare("SELECT id, v FROM t ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<std::result::Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn applies_growth_and_shrinking_through_the_pager() {
+        let dir = std::env::temp_dir().join(format!("outpost-apply-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let source = dir.join("source.db");
+        let target = dir.join("target.db");
+        let src = Connection::open(&source).unwrap();
+        src.execute_batch(
+            "PRAGMA journal_mode = WAL; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);
+             INSERT INTO t (v) SELECT printf('%.500c', 'a') FROM generate_series(1, 10);",
+        )
+        .unwrap_or_else(|_| {
+            src.execute_batch(
+                "PRAGMA journal_mode = WAL; CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v TEXT);",
+            )
+            .unwrap();
+        });
+        for i in 0..10 {
+            src.execute(
+                "INSERT INTO t (v) VALUES (?1)",
+                [format!("{i}{}", "a".repeat(500))],
+            )
+            .unwrap();
+        }
+        src.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            .unwrap();
+        std::fs::copy(&source, &target).unwrap();
+        // The server's own connection stays open beside the applier, as on a replica.
+        let dst = crate::db::connection::open_writer(&target).unwrap();
+        for (step, sql) in [
+            "INSERT INTO t (v) SELECT printf('%.3000c', 'b') FROM t;",
+            "CREATE TABLE u (x); INSERT INTO u VALUES (1); UPDATE t SET v = 'short';",
+            "DELETE FROM t WHERE id > 3; VACUUM;",
+        ]
+        .iter()
+        .enumerate()
+        {
+            src.execute_batch(sql).unwrap();
+            let (p, commit) = pages(&source);
+            let m = Merged {
+                pages: p,
+                commit,
+                page_size: 4096,
+                timestamp: 0,
+            };
+            apply(&target, &m).unwrap_or_else(|e| panic!("step {step}: {e}"));
+            assert_eq!(rows(&dst), rows(&src), "step {step}");
+            let check: String = dst
+                .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(check, "ok", "step {step}");
+        }
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }
