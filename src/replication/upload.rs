@@ -88,16 +88,24 @@ fn refresh_status(progress: &SharedProgress, status: &Status) {
     });
 }
 
+/// Bytes read from disk per write; S3 multipart parts are [`PART`] bytes.
+const READ: usize = 1024 * 1024;
+const PART: usize = 8 * 1024 * 1024;
+
 /// Upload one local file under Litestream's key, with its timestamp as metadata (S3) or
-/// modification time (file replicas).
+/// modification time (file replicas). The file is streamed: a large snapshot never sits in
+/// memory whole.
 async fn upload(replica: &Replica, local: &Local, f: &LocalFile) -> Result<u64> {
-    let bytes = tokio::fs::read(local.path(f)).await?;
-    let header = super::ltx::read_header(&bytes)?;
-    let len = bytes.len() as u64;
+    use tokio::io::AsyncReadExt;
+    let mut file = tokio::fs::File::open(local.path(f)).await?;
+    let mut head = vec![0u8; 100];
+    file.read_exact(&mut head).await?;
+    let header = super::ltx::read_header(&head)?;
     let key = replica.key(f.level, &f.name());
     let mut w = replica
         .op
-        .write_with(&key, bytes)
+        .writer_with(&key)
+        .chunk(PART)
         .content_type("application/octet-stream");
     if replica.layout == Layout::Hex4 {
         w = w.user_metadata([(
@@ -105,7 +113,28 @@ async fn upload(replica: &Replica, local: &Local, f: &LocalFile) -> Result<u64> 
             status::rfc3339_ms(header.timestamp),
         )]);
     }
-    w.await?;
+    let mut w = w.await?;
+    let mut len = head.len() as u64;
+    let sent = async {
+        w.write(head).await?;
+        loop {
+            let mut buf = Vec::with_capacity(READ);
+            let n = (&mut file).take(READ as u64).read_to_end(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            len += n as u64;
+            w.write(buf).await?;
+        }
+        w.close().await?;
+        Ok::<(), super::error::ReplicationError>(())
+    }
+    .await;
+    if let Err(e) = sent {
+        // Leave no half-finished multipart upload behind.
+        let _ = w.abort().await;
+        return Err(e);
+    }
     if let Some(root) = &replica.fs_root {
         local::set_mtime(&root.join(&key), header.timestamp);
     }
