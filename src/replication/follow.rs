@@ -137,9 +137,7 @@ async fn next_files(replica: &Replica, current: u64) -> Result<Option<(Vec<Entry
     }
     // Too far behind: everything since `current` was compacted away. Start over from the
     // newest snapshot; applying a full state over ours is as good as a fresh restore.
-    let plan = restore::plan(replica, Target::Latest)
-        .await
-        .map_err(|e| ReplicationError::Other(e.to_string()))?;
+    let plan = restore::plan(replica, Target::Latest).await?;
     Ok(Some((plan, newest)))
 }
 

@@ -5,8 +5,9 @@
 //! later WAL index in turn: the pieces joined into a WAL file beside the database, which
 //! SQLite itself recovers and checkpoints.
 
+use super::error::ReplicationError;
 use super::replica::Replica;
-use super::restore::{RestoreError, Target};
+use super::restore::Target;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -47,12 +48,12 @@ fn hex8(s: &str) -> Option<u32> {
     .flatten()
 }
 
-async fn modified(replica: &Replica, key: &str) -> Result<i64, RestoreError> {
+async fn modified(replica: &Replica, key: &str) -> Result<i64, ReplicationError> {
     let meta = replica.op.stat(key).await?;
     Ok(meta.last_modified().map_or(0, |t| t.timestamp_millis()))
 }
 
-async fn names(replica: &Replica, dir: &str) -> Result<Vec<String>, RestoreError> {
+async fn names(replica: &Replica, dir: &str) -> Result<Vec<String>, ReplicationError> {
     match replica.op.list(dir).await {
         Ok(entries) => Ok(entries
             .into_iter()
@@ -68,7 +69,7 @@ async fn load(
     replica: &Replica,
     name: &str,
     until: Option<i64>,
-) -> Result<Generation, RestoreError> {
+) -> Result<Generation, ReplicationError> {
     let mut g = Generation {
         name: name.to_string(),
         ..Generation::default()
@@ -107,16 +108,16 @@ async fn load(
 }
 
 /// Whether the replica holds 0.3 generations.
-pub async fn present(replica: &Replica) -> Result<bool, RestoreError> {
+pub async fn present(replica: &Replica) -> Result<bool, ReplicationError> {
     Ok(!names(replica, "generations/").await?.is_empty())
 }
 
-async fn unlz4(replica: &Replica, key: &str) -> Result<Vec<u8>, RestoreError> {
+async fn unlz4(replica: &Replica, key: &str) -> Result<Vec<u8>, ReplicationError> {
     let bytes = replica.op.read(key).await?.to_vec();
     let mut out = Vec::new();
     lz4_flex::frame::FrameDecoder::new(&bytes[..])
         .read_to_end(&mut out)
-        .map_err(|e| RestoreError::Plan(format!("{key}: {e}")))?;
+        .map_err(|e| ReplicationError::Other(format!("{key}: {e}")))?;
     Ok(out)
 }
 
@@ -132,12 +133,12 @@ pub async fn restore(
     replica: &Replica,
     target: Target,
     output: &Path,
-) -> Result<u64, RestoreError> {
+) -> Result<u64, ReplicationError> {
     let until =
         match target {
             Target::Latest => None,
             Target::Timestamp(ts) => Some(ts),
-            Target::Txid(_) => return Err(RestoreError::Plan(
+            Target::Txid(_) => return Err(ReplicationError::Other(
                 "a Litestream 0.3 replica has no TXIDs: restore the latest state or a --timestamp"
                     .into(),
             )),
@@ -153,13 +154,13 @@ pub async fn restore(
         }
     }
     let g = best.ok_or_else(|| {
-        RestoreError::Plan("the replica has no 0.3 snapshot for that time".into())
+        ReplicationError::Other("the replica has no 0.3 snapshot for that time".into())
     })?;
     let (&start, snapshot) = g
         .snapshots
         .iter()
         .next_back()
-        .ok_or_else(|| RestoreError::Plan("no snapshot".into()))?;
+        .ok_or_else(|| ReplicationError::Other("no snapshot".into()))?;
     let tmp = with_suffix(output, ".tmp");
     let wal = with_suffix(&tmp, "-wal");
     let cleanup = |paths: &[&Path]| {
@@ -173,7 +174,7 @@ pub async fn restore(
         let mut expected = start;
         for (index, pieces) in g.wal.range(start..) {
             if *index != expected {
-                return Err(RestoreError::Plan(format!(
+                return Err(ReplicationError::Other(format!(
                     "generation {}: WAL index {expected:08x} is missing",
                     g.name
                 )));
@@ -181,7 +182,7 @@ pub async fn restore(
             let mut bytes = Vec::new();
             for (offset, piece) in pieces {
                 if *offset != bytes.len() as u64 {
-                    return Err(RestoreError::Plan(format!(
+                    return Err(ReplicationError::Other(format!(
                         "generation {}: WAL {index:08x} has a gap at offset {}",
                         g.name,
                         bytes.len()
@@ -191,10 +192,10 @@ pub async fn restore(
             }
             std::fs::write(&wal, &bytes)?;
             // SQLite recovers the WAL (whole transactions only) and folds it in.
-            let conn =
-                rusqlite::Connection::open(&tmp).map_err(|e| RestoreError::Plan(e.to_string()))?;
+            let conn = rusqlite::Connection::open(&tmp)
+                .map_err(|e| ReplicationError::Other(e.to_string()))?;
             conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-                .map_err(|e| RestoreError::Plan(e.to_string()))?;
+                .map_err(|e| ReplicationError::Other(e.to_string()))?;
             drop(conn);
             last = u64::from(*index);
             expected = index + 1;

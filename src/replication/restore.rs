@@ -1,26 +1,12 @@
 //! `outpost restore`: pick a replica's files the way Litestream does, merge their pages, write
 //! the database, and check it.
 
-use super::ltx::{self, LtxError};
-use super::replica::{Entry, Replica, ReplicaError};
+use super::error::ReplicationError;
+use super::ltx;
+use super::replica::{Entry, Replica};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
-
-/// Why a restore failed.
-#[derive(Debug, thiserror::Error)]
-pub enum RestoreError {
-    #[error("{0}")]
-    Replica(#[from] ReplicaError),
-    #[error("{0}")]
-    Ltx(#[from] LtxError),
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-    #[error("replica storage: {0}")]
-    Store(#[from] opendal::Error),
-    #[error("{0}")]
-    Plan(String),
-}
 
 /// Which state to restore.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,12 +17,12 @@ pub enum Target {
     Timestamp(i64),
 }
 
-async fn timestamp_of(replica: &Replica, e: &Entry) -> Result<i64, RestoreError> {
+async fn timestamp_of(replica: &Replica, e: &Entry) -> Result<i64, ReplicationError> {
     let head = replica.op.read_with(&e.key).range(0..100).await?.to_vec();
     let mut w = [0u8; 8];
     w.copy_from_slice(
         head.get(32..40)
-            .ok_or_else(|| RestoreError::Plan(format!("{} is truncated", e.key)))?,
+            .ok_or_else(|| ReplicationError::Other(format!("{} is truncated", e.key)))?,
     );
     Ok(i64::from_be_bytes(w))
 }
@@ -76,7 +62,7 @@ pub struct Merged {
 }
 
 /// Download `files` (in order) and merge their pages.
-pub async fn merge(replica: &Replica, files: &[Entry]) -> Result<Merged, RestoreError> {
+pub async fn merge(replica: &Replica, files: &[Entry]) -> Result<Merged, ReplicationError> {
     let mut m = Merged {
         pages: BTreeMap::new(),
         commit: 0,
@@ -87,7 +73,9 @@ pub async fn merge(replica: &Replica, files: &[Entry]) -> Result<Merged, Restore
         let bytes = replica.op.read(&f.key).await?.to_vec();
         let decoded = ltx::decode(&bytes)?;
         if m.page_size != 0 && decoded.header.page_size != m.page_size {
-            return Err(RestoreError::Plan("page size changed between files".into()));
+            return Err(ReplicationError::Other(
+                "page size changed between files".into(),
+            ));
         }
         m.page_size = decoded.header.page_size;
         m.commit = decoded.header.commit;
@@ -103,7 +91,7 @@ pub async fn merge(replica: &Replica, files: &[Entry]) -> Result<Merged, Restore
 
 /// Choose the files that rebuild the target state, in order (Litestream's rules: the newest
 /// fitting snapshot, then the longest reach from each level down to 0).
-pub async fn plan(replica: &Replica, target: Target) -> Result<Vec<Entry>, RestoreError> {
+pub async fn plan(replica: &Replica, target: Target) -> Result<Vec<Entry>, ReplicationError> {
     let mut entries = replica.list().await?;
     if let Target::Timestamp(ts) = target {
         let mut kept = Vec::with_capacity(entries.len());
@@ -135,13 +123,13 @@ pub async fn plan(replica: &Replica, target: Target) -> Result<Vec<Entry>, Resto
     }
     chosen.extend(rest);
     if chosen.is_empty() || chosen[0].min_txid != 1 {
-        return Err(RestoreError::Plan(
+        return Err(ReplicationError::Other(
             "the replica has no files starting at TXID 1".into(),
         ));
     }
     if let Target::Txid(t) = target {
         if current != t {
-            return Err(RestoreError::Plan(format!(
+            return Err(ReplicationError::Other(format!(
                 "non-contiguous ltx files: reached TXID {current:016x}, not {t:016x}"
             )));
         }
@@ -154,9 +142,9 @@ pub async fn restore(
     replica: &Replica,
     target: Target,
     output: &Path,
-) -> Result<u64, RestoreError> {
+) -> Result<u64, ReplicationError> {
     if output.exists() {
-        return Err(RestoreError::Plan(format!(
+        return Err(ReplicationError::Other(format!(
             "{} already exists",
             output.display()
         )));
@@ -184,7 +172,9 @@ pub async fn restore(
             None if pgno == lock => file.write_all(&zero)?,
             None => {
                 let _ = std::fs::remove_file(&tmp);
-                return Err(RestoreError::Plan(format!("page {pgno} is in no file")));
+                return Err(ReplicationError::Other(format!(
+                    "page {pgno} is in no file"
+                )));
             }
         }
     }
@@ -196,13 +186,14 @@ pub async fn restore(
 }
 
 /// `PRAGMA integrity_check` of a restored file.
-fn check(path: &Path) -> Result<(), RestoreError> {
-    let conn = rusqlite::Connection::open(path).map_err(|e| RestoreError::Plan(e.to_string()))?;
+fn check(path: &Path) -> Result<(), ReplicationError> {
+    let conn =
+        rusqlite::Connection::open(path).map_err(|e| ReplicationError::Other(e.to_string()))?;
     let check: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .map_err(|e| RestoreError::Plan(e.to_string()))?;
+        .map_err(|e| ReplicationError::Other(e.to_string()))?;
     if check != "ok" {
-        return Err(RestoreError::Plan(format!("integrity_check: {check}")));
+        return Err(ReplicationError::Other(format!("integrity_check: {check}")));
     }
     Ok(())
 }
