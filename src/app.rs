@@ -28,6 +28,8 @@ pub struct Services {
     pub config: Config,
     /// Replication progress, when this server ships to or follows a replica.
     pub replication: Option<crate::replication::status::Status>,
+    /// On a read replica that forwards writes: the way to the primary.
+    pub write_proxy: Option<crate::replication::proxy::Proxy>,
 }
 
 impl AppState {
@@ -58,9 +60,27 @@ pub fn router(state: AppState) -> Router {
         .nest("/auth/v1", auth::router())
         .nest("/storage/v1", storage::router())
         .nest("/realtime/v1", crate::realtime::router())
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            forward_writes,
+        ))
         .with_state(state)
         .layer(cors)
         .layer(middleware::from_fn(http::log::requests))
+}
+
+/// On a read replica that forwards writes, send them to the primary.
+async fn forward_writes(
+    State(state): State<AppState>,
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    match &state.write_proxy {
+        Some(p) if crate::replication::proxy::is_write(req.method(), req.uri().path()) => {
+            p.forward(req).await
+        }
+        _ => next.run(req).await,
+    }
 }
 
 async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {

@@ -107,6 +107,13 @@ async fn run(config: Config) -> Result<(), ServerError> {
         ),
         None => None,
     };
+    let write_proxy = match &follow {
+        Some((fc, _)) if fc.proxy_writes => Some(
+            crate::replication::proxy::Proxy::new(fc.primary_url.as_deref().unwrap_or_default())
+                .map_err(ServerError::Config)?,
+        ),
+        _ => None,
+    };
     let follower = match follow {
         Some((fc, txid)) => Some(
             Follower::start(fc, db.clone(), &config.data_dir, txid)
@@ -164,6 +171,7 @@ async fn run(config: Config) -> Result<(), ServerError> {
         realtime: crate::realtime::Realtime::new(crate::realtime::Limits::from_env()),
         config,
         replication,
+        write_proxy,
     });
 
     // Signals are caught from before the banner: a supervisor (or a test) that reads it and

@@ -841,3 +841,104 @@ async fn a_checkpoint_by_another_process_is_repaired_by_a_snapshot() {
     );
     assert_eq!(integrity(&out), "ok");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_can_forward_writes_to_its_primary() {
+    let base = TempDir::new();
+    let url = format!("file://{}", base.0.join("replica").display());
+    let primary = Server::start_env(&[("0001_items.sql", ITEMS)], &env_with(&url, &[]));
+    insert(&primary, 0, 5).await;
+    settle(&primary).await;
+    let mut env = vec![
+        ("OUTPOST_FOLLOW", url.as_str()),
+        ("OUTPOST_FOLLOW_INTERVAL", "200ms"),
+        ("OUTPOST_PRIMARY_URL", primary.url.as_str()),
+        ("OUTPOST_PROXY_WRITES", "true"),
+    ];
+    env.extend(S3_ENV);
+    let follower = Server::start_in_env(TempDir::new(), &env);
+    // A write sent to the replica is made on the primary, answered as the primary answers it.
+    let created = common::expect_json(
+        follower
+            .send(
+                Method::POST,
+                "/rest/v1/items",
+                json!({"id": 77, "name": "via replica"}),
+                "return=representation",
+            )
+            .await,
+        201,
+    )
+    .await;
+    assert_eq!(
+        created,
+        json!([{"id": 77, "name": "via replica", "body": null}])
+    );
+    let on_primary = primary
+        .rows("items", &[("id", "eq.77"), ("select", "name")])
+        .await;
+    assert_eq!(on_primary, json!([{"name": "via replica"}]));
+    // The primary's errors come back unchanged.
+    let res = follower
+        .send(
+            Method::POST,
+            "/rest/v1/items",
+            json!({"id": 77, "name": "again"}),
+            "",
+        )
+        .await;
+    common::expect_error(res, 409, "23505").await;
+    // And the replica reads the write once it applied it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let rows = follower
+            .rows("items", &[("id", "eq.77"), ("select", "name")])
+            .await;
+        if rows == json!([{"name": "via replica"}]) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replica never read its forwarded write"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // With the primary gone, a forwarded write fails clearly; reads go on.
+    drop(primary);
+    let res = follower
+        .send(
+            Method::POST,
+            "/rest/v1/items",
+            json!({"id": 78, "name": "x"}),
+            "",
+        )
+        .await;
+    let body = common::expect_json(res, 502).await;
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("cannot reach its primary"),
+        "{body}"
+    );
+    assert_eq!(
+        follower
+            .rows("items", &[("select", "id")])
+            .await
+            .as_array()
+            .map(Vec::len),
+        Some(6)
+    );
+
+    // Forwarding without saying where to is refused at start.
+    let out = Command::new(env!("CARGO_BIN_EXE_outpost"))
+        .args(["serve", "--http", "127.0.0.1:0", "--follow", &url])
+        .arg("--data-dir")
+        .arg(base.0.join("other"))
+        .env("OUTPOST_PROXY_WRITES", "true")
+        .env_remove("OUTPOST_PRIMARY_URL")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("OUTPOST_PRIMARY_URL"));
+}

@@ -95,17 +95,31 @@ pub struct FollowConfig {
     pub url: String,
     pub interval: Duration,
     pub primary_url: Option<String>,
+    /// Forward writes to the primary instead of refusing them (`OUTPOST_PROXY_WRITES`).
+    pub proxy_writes: bool,
 }
 
 impl FollowConfig {
     /// The follower's settings from the environment, for the replica at `url`.
     pub fn from_env(url: &str) -> Result<FollowConfig, String> {
+        let primary_url = std::env::var("OUTPOST_PRIMARY_URL")
+            .ok()
+            .filter(|v| !v.trim().is_empty());
+        let proxy_writes = match std::env::var("OUTPOST_PROXY_WRITES").as_deref() {
+            Ok("1" | "true" | "yes") => true,
+            Ok("0" | "false" | "no" | "") | Err(_) => false,
+            Ok(other) => return Err(format!("OUTPOST_PROXY_WRITES={other}: true or false")),
+        };
+        if proxy_writes && primary_url.is_none() {
+            return Err(
+                "OUTPOST_PROXY_WRITES needs OUTPOST_PRIMARY_URL: where to send writes".into(),
+            );
+        }
         Ok(FollowConfig {
             url: url.to_string(),
             interval: duration_env("OUTPOST_FOLLOW_INTERVAL", Duration::from_secs(1))?,
-            primary_url: std::env::var("OUTPOST_PRIMARY_URL")
-                .ok()
-                .filter(|v| !v.trim().is_empty()),
+            primary_url,
+            proxy_writes,
         })
     }
 }

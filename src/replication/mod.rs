@@ -11,6 +11,7 @@ pub mod generations;
 pub mod local;
 pub mod ltx;
 pub mod primary;
+pub mod proxy;
 pub mod replica;
 pub mod restore;
 pub mod shipper;
