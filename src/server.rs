@@ -144,6 +144,7 @@ async fn run(config: Config) -> Result<(), ServerError> {
             source,
         })?;
     let addr = listener.local_addr()?;
+    let jobs_config = crate::jobs::config::JobsConfig::from_env().map_err(ServerError::Config)?;
     let auth_config =
         AuthConfig::from_env(&addr.to_string()).map_err(|e| ServerError::Config(e.to_string()))?;
     let auth = AuthService::new(auth_config, &secret).map_err(ServerError::Config)?;
@@ -195,6 +196,14 @@ async fn run(config: Config) -> Result<(), ServerError> {
     let janitor = follower
         .is_none()
         .then(|| tokio::spawn(storage::store::janitor(state.clone())));
+    // A read replica delivers nothing: its primary does.
+    let jobs = match follower {
+        None => Some(tokio::spawn(crate::jobs::worker::run(
+            db.clone(),
+            jobs_config,
+        ))),
+        Some(_) => None,
+    };
     let changes = db.changes.lock().ok().and_then(|mut c| c.take());
     let dispatcher = changes.map(|rx| {
         tokio::spawn(crate::realtime::changes::run(
@@ -215,7 +224,10 @@ async fn run(config: Config) -> Result<(), ServerError> {
     ))
     .await?;
     tracing::info!("draining done; closing the database");
-    for task in [checkpointer, janitor, dispatcher].into_iter().flatten() {
+    for task in [checkpointer, janitor, dispatcher, jobs]
+        .into_iter()
+        .flatten()
+    {
         task.abort();
     }
     if let Some(f) = &follower {

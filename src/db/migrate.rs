@@ -33,6 +33,10 @@ const SYSTEM: &[(&str, &str)] = &[
         "0006_replication.sql",
         include_str!("../../migrations/0006_replication.sql"),
     ),
+    (
+        "0007_jobs.sql",
+        include_str!("../../migrations/0007_jobs.sql"),
+    ),
 ];
 
 /// Open the database at `path`, apply pending migrations, and return the user files applied.

@@ -109,6 +109,10 @@ pub struct Db {
     pub commits: Arc<tokio::sync::Notify>,
     /// Record published changes for read replicas (set while replicating).
     pub log_changes: Arc<std::sync::atomic::AtomicBool>,
+    /// Database webhooks, as the writer sees them.
+    pub hooks: crate::jobs::webhooks::Hooks,
+    /// Woken when a transaction queued jobs.
+    pub jobs_wake: Arc<tokio::sync::Notify>,
     readers: r2d2::Pool<SqliteConnectionManager>,
     pub schema: SchemaCache,
     pub path: PathBuf,
@@ -180,16 +184,22 @@ impl Db {
             .map_err(|e| DbError::Pool(e.to_string()))?;
         let capture = crate::realtime::capture::Capture::default();
         capture.load(&conn)?;
+        let hooks = crate::jobs::webhooks::Hooks::default();
+        hooks.replace(crate::jobs::webhooks::load(&conn)?);
+        capture.set_hooked(hooks.tables());
         capture.install(&conn);
         let (tx, changes) = tokio::sync::mpsc::unbounded_channel();
         let commits: Arc<tokio::sync::Notify> = Default::default();
         let log_changes: Arc<std::sync::atomic::AtomicBool> = Default::default();
+        let jobs_wake: Arc<tokio::sync::Notify> = Default::default();
         let publish = tx.clone();
         let feed = ChangeFeed {
             capture: capture.clone(),
             tx,
             commits: commits.clone(),
             log_changes: log_changes.clone(),
+            hooks: hooks.clone(),
+            jobs_wake: jobs_wake.clone(),
         };
         let (mut writer, handle) = Writer::spawn(conn, schema.clone(), feed);
         if let Some(msg) = refusal {
@@ -203,6 +213,8 @@ impl Db {
                 publish,
                 commits,
                 log_changes,
+                hooks,
+                jobs_wake,
                 readers,
                 schema,
                 path: path.to_path_buf(),

@@ -167,6 +167,10 @@ pub struct ChangeFeed {
     /// Also record changes in `_outpost_realtime_log`, in the same transaction, for read
     /// replicas to publish (set while replicating).
     pub log_changes: Arc<std::sync::atomic::AtomicBool>,
+    /// Database webhooks: deliveries are queued in the transaction of the change.
+    pub hooks: crate::jobs::webhooks::Hooks,
+    /// Woken when a batch queued jobs.
+    pub jobs_wake: Arc<tokio::sync::Notify>,
 }
 
 fn run(conn: Connection, mut rx: mpsc::Receiver<Msg>, schema: SchemaCache, feed: ChangeFeed) {
@@ -183,7 +187,7 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Msg>, schema: SchemaCache, feed:
                     // Finish the jobs queued before the checkpoint request first.
                     if !batch.is_empty() {
                         prepare_views(&conn, &schema, &mut batch);
-                        run_batch(&conn, &mut batch, &feed);
+                        run_batch(&conn, &mut batch, &feed, &schema);
                         dirty = true;
                     }
                     let result = if dirty {
@@ -197,7 +201,7 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Msg>, schema: SchemaCache, feed:
                 Msg::Barrier(f) => {
                     if !batch.is_empty() {
                         prepare_views(&conn, &schema, &mut batch);
-                        run_batch(&conn, &mut batch, &feed);
+                        run_batch(&conn, &mut batch, &feed, &schema);
                         dirty = true;
                     }
                     f(&conn);
@@ -217,7 +221,7 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Msg>, schema: SchemaCache, feed:
         }
         if !batch.is_empty() {
             prepare_views(&conn, &schema, &mut batch);
-            run_batch(&conn, &mut batch, &feed);
+            run_batch(&conn, &mut batch, &feed, &schema);
             dirty = true;
             if let Ok(version) = current_schema_version(&conn) {
                 if version != schema_version {
@@ -248,7 +252,7 @@ fn prepare_views(conn: &Connection, schema: &SchemaCache, batch: &mut Vec<Job>) 
     }
 }
 
-fn run_batch(conn: &Connection, batch: &mut Vec<Job>, feed: &ChangeFeed) {
+fn run_batch(conn: &Connection, batch: &mut Vec<Job>, feed: &ChangeFeed, schema: &SchemaCache) {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         // Run nothing: dropping a job drops its reply channel, which its request reads as
         // "database unavailable".
@@ -281,7 +285,25 @@ fn run_batch(conn: &Connection, batch: &mut Vec<Job>, feed: &ChangeFeed) {
     }
     // Some errors (I/O, disk full) make SQLite roll back the whole transaction by itself;
     // then there is nothing to commit and every job in the batch must hear so.
-    let changes = feed.capture.take();
+    let mut changes = feed.capture.take();
+    // Webhook deliveries are part of the transaction: if they cannot be queued, nothing of it
+    // commits (a committed change is never missed).
+    let mut outbox_failed = None;
+    let mut queued = 0;
+    if !changes.is_empty() && !conn.is_autocommit() {
+        let hooks = feed.hooks.get();
+        if !hooks.is_empty() {
+            match crate::jobs::webhooks::enqueue(conn, &schema.get(), &hooks, &changes) {
+                Ok(n) => queued = n,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot queue webhook deliveries; rolling back");
+                    outbox_failed = Some(DbError::from(e));
+                }
+            }
+        }
+        // Only published tables reach realtime and read replicas.
+        changes.retain(|c| feed.capture.identity(&c.table).is_some());
+    }
     if !changes.is_empty()
         && !conn.is_autocommit()
         && feed.log_changes.load(std::sync::atomic::Ordering::Relaxed)
@@ -291,7 +313,9 @@ fn run_batch(conn: &Connection, batch: &mut Vec<Job>, feed: &ChangeFeed) {
             tracing::warn!(error = %e, "cannot record changes for read replicas");
         }
     }
-    let commit = if conn.is_autocommit() {
+    let commit = if let Some(e) = outbox_failed {
+        Err(e)
+    } else if conn.is_autocommit() {
         Err(DbError::Aborted)
     } else {
         conn.execute_batch("COMMIT").map_err(DbError::from)
@@ -306,6 +330,9 @@ fn run_batch(conn: &Connection, batch: &mut Vec<Job>, feed: &ChangeFeed) {
                 });
             }
             feed.commits.notify_one();
+            if queued > 0 {
+                feed.jobs_wake.notify_one();
+            }
             None
         }
         Err(e) => {
@@ -363,6 +390,8 @@ mod tests {
             tx,
             commits: Default::default(),
             log_changes: Default::default(),
+            hooks: Default::default(),
+            jobs_wake: Default::default(),
         };
         let (writer, handle) = Writer::spawn(conn, SchemaCache::default(), feed);
         // Queue many jobs at once so they share transactions; every third one fails midway.

@@ -61,6 +61,8 @@ pub enum Identity {
 pub struct Capture {
     pending: Arc<Mutex<Vec<RowChange>>>,
     published: Arc<RwLock<HashMap<String, Identity>>>,
+    /// Tables with database webhooks: captured too, but not published.
+    hooked: Arc<RwLock<std::collections::HashSet<String>>>,
 }
 
 fn values(count: i32, get: impl Fn(i32) -> Option<Value>) -> Vec<Value> {
@@ -72,6 +74,7 @@ impl Capture {
     pub fn install(&self, conn: &Connection) {
         let pending = self.pending.clone();
         let published = self.published.clone();
+        let hooked = self.hooked.clone();
         conn.preupdate_hook(Some(
             move |_action, db: &str, table: &str, case: &PreUpdateCase| {
                 if db != "main" {
@@ -80,7 +83,8 @@ impl Capture {
                 let wanted = published
                     .read()
                     .map(|p| p.contains_key(table))
-                    .unwrap_or(false);
+                    .unwrap_or(false)
+                    || hooked.read().map(|h| h.contains(table)).unwrap_or(false);
                 if !wanted {
                     return;
                 }
@@ -147,6 +151,13 @@ impl Capture {
     pub fn set_published(&self, tables: HashMap<String, Identity>) {
         if let Ok(mut p) = self.published.write() {
             *p = tables;
+        }
+    }
+
+    /// Replace the set of tables with webhooks.
+    pub fn set_hooked(&self, tables: std::collections::HashSet<String>) {
+        if let Ok(mut h) = self.hooked.write() {
+            *h = tables;
         }
     }
 

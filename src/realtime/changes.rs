@@ -45,7 +45,8 @@ pub fn pg_type(c: &Column) -> &'static str {
     }
 }
 
-fn row_json(table: &Table, values: &[SqlValue], only_pk: bool) -> Value {
+/// A row as JSON, typed by its columns (only the primary key with `only_pk`).
+pub fn row_json(table: &Table, values: &[SqlValue], only_pk: bool) -> Value {
     let mut row = Map::new();
     for (c, v) in table.columns.iter().zip(values) {
         if only_pk && c.pk == 0 {

@@ -1,0 +1,180 @@
+//! The delivery worker: takes due jobs in order, a bounded number at a time, POSTs each to its
+//! webhook's URL with the signature and idempotency headers, and records the outcome.
+
+use super::config::JobsConfig;
+use super::queue::{self, Job, Outcome};
+use super::webhooks::{self, Webhook};
+use crate::db::{Db, DbError, Mode};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+/// How often the queue is looked at when nothing wakes the worker.
+const POLL: Duration = Duration::from_millis(250);
+/// How often finished jobs and old attempts are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+/// Reload the webhook definitions into the writer's cache and the change capture.
+pub async fn reload(db: &Db) -> Result<(), DbError> {
+    let hooks = db
+        .read(None, |c| webhooks::load(c).map_err(DbError::from))
+        .await?;
+    db.hooks.replace(hooks);
+    db.capture.set_hooked(db.hooks.tables());
+    Ok(())
+}
+
+/// Run the worker until the server stops.
+pub async fn run(db: Db, config: JobsConfig) {
+    let http = match reqwest::Client::builder().build() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "the job worker cannot build its HTTP client");
+            return;
+        }
+    };
+    match db
+        .writer
+        .write(Mode::Commit, None, |c| {
+            queue::recover(c).map_err(DbError::from)
+        })
+        .await
+    {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            jobs = n,
+            "attempts interrupted by the last stop are due again"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot recover interrupted jobs"),
+    }
+    let config = Arc::new(config);
+    let slots = Arc::new(Semaphore::new(config.concurrency));
+    let mut next_prune = Instant::now() + Duration::from_secs(5);
+    loop {
+        let due = db
+            .read(None, |c| queue::due(c, 64).map_err(DbError::from))
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot read the job queue");
+                Vec::new()
+            });
+        for job in due {
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let id = job.id;
+            let claimed = db
+                .writer
+                .write(Mode::Commit, None, move |c| {
+                    queue::claim(c, id).map_err(DbError::from)
+                })
+                .await
+                .unwrap_or(false);
+            if !claimed {
+                continue;
+            }
+            let (db, http, config) = (db.clone(), http.clone(), config.clone());
+            tokio::spawn(async move {
+                attempt(&db, &http, &config, job).await;
+                drop(permit);
+            });
+        }
+        if Instant::now() >= next_prune {
+            next_prune = Instant::now() + PRUNE_EVERY;
+            let keep = config.retention.as_millis() as i64;
+            if let Err(e) = db
+                .writer
+                .write(Mode::Commit, None, move |c| {
+                    queue::prune(c, keep).map_err(DbError::from)
+                })
+                .await
+            {
+                tracing::warn!(error = %e, "cannot prune the job queue");
+            }
+        }
+        tokio::select! {
+            _ = db.jobs_wake.notified() => {}
+            _ = tokio::time::sleep(POLL) => {}
+        }
+    }
+}
+
+async fn attempt(db: &Db, http: &reqwest::Client, config: &JobsConfig, job: Job) {
+    let hook = db
+        .hooks
+        .get()
+        .iter()
+        .find(|h| h.name == job.target)
+        .cloned();
+    let started = Instant::now();
+    let mut outcome = match hook {
+        Some(h) => post(http, &h, &job).await,
+        None => Outcome {
+            status_code: None,
+            duration_ms: 0,
+            error: Some(format!("the webhook {} no longer exists", job.target)),
+        },
+    };
+    outcome.duration_ms = started.elapsed().as_millis() as i64;
+    let id = job.id;
+    let jitter = rand::random::<f64>();
+    let cfg = config.clone();
+    let logged = outcome.clone();
+    match db
+        .writer
+        .write(Mode::Commit, None, move |c| {
+            queue::finish(c, id, &logged, &cfg, jitter).map_err(DbError::from)
+        })
+        .await
+    {
+        Ok(state) if state == "dead" => tracing::warn!(
+            job = id,
+            webhook = %job.target,
+            error = outcome.error.as_deref().unwrap_or(""),
+            "delivery failed for the last time; the job is dead-lettered"
+        ),
+        Ok(_) => {}
+        // The attempt stays `running`; the next start makes it due again.
+        Err(e) => tracing::error!(job = id, error = %e, "cannot record a delivery"),
+    }
+}
+
+async fn post(http: &reqwest::Client, hook: &Webhook, job: &Job) -> Outcome {
+    let now = crate::replication::status::now_ms() / 1000;
+    let mut req = http
+        .post(&hook.url)
+        .timeout(Duration::from_millis(hook.timeout_ms))
+        .header("content-type", "application/json")
+        .header("user-agent", concat!("Outpost/", env!("CARGO_PKG_VERSION")))
+        .header(
+            "x-outpost-signature",
+            webhooks::signature(&hook.secret, now, job.payload.as_bytes()),
+        )
+        .header("x-outpost-delivery", &job.idempotency_key)
+        .header("idempotency-key", &job.idempotency_key)
+        .header("x-outpost-attempt", job.attempts + 1);
+    for (k, v) in &hook.headers {
+        if let Some(v) = v.as_str() {
+            req = req.header(k.as_str(), v);
+        }
+    }
+    match req.body(job.payload.clone()).send().await {
+        Ok(res) => {
+            let status = res.status();
+            Outcome {
+                status_code: Some(status.as_u16()),
+                duration_ms: 0,
+                error: (!status.is_success()).then(|| format!("the receiver answered {status}")),
+            }
+        }
+        Err(e) => Outcome {
+            status_code: None,
+            duration_ms: 0,
+            error: Some(if e.is_timeout() {
+                format!("no answer within {} ms", hook.timeout_ms)
+            } else {
+                format!("cannot reach the receiver: {e}")
+            }),
+        },
+    }
+}
