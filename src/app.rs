@@ -25,6 +25,7 @@ pub struct Services {
     pub auth: AuthService,
     pub storage: StorageService,
     pub realtime: crate::realtime::Realtime,
+    pub functions: crate::functions::FunctionsService,
     pub config: Config,
     /// Replication progress, when this server ships to or follows a replica.
     pub replication: Option<crate::replication::status::Status>,
@@ -61,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/auth/v1", auth::router())
         .nest("/storage/v1", storage::router())
         .nest("/realtime/v1", crate::realtime::router())
+        .nest("/functions/v1", crate::functions::router())
         .layer(middleware::from_fn_with_state(
             state.clone(),
             forward_writes,

@@ -56,6 +56,9 @@ pub struct ServeArgs {
     /// Directory of user SQL migrations applied at start-up.
     #[arg(long, env = "OUTPOST_MIGRATIONS_DIR")]
     pub migrations_dir: Option<PathBuf>,
+    /// Directory of functions: one folder per function with `index.js`.
+    #[arg(long, env = "OUTPOST_FUNCTIONS_DIR")]
+    pub functions_dir: Option<PathBuf>,
     /// Replica URL to stream the WAL to (Litestream layout).
     #[arg(long, env = "OUTPOST_REPLICA")]
     pub replica: Option<String>,

@@ -14,6 +14,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub max_query_bytes: usize,
     pub read_connections: u32,
+    /// Where functions live (one folder each).
+    pub functions_dir: Option<PathBuf>,
     /// Stream the database to this replica URL.
     pub replica: Option<String>,
     /// Follow this replica URL as a read replica.
@@ -42,6 +44,7 @@ impl Config {
             max_body_bytes: args.max_body_bytes,
             max_query_bytes: args.max_query_bytes,
             read_connections: args.read_connections.max(1),
+            functions_dir: args.functions_dir,
             replica: args.replica.filter(|u| !u.trim().is_empty()),
             follow: args.follow.filter(|u| !u.trim().is_empty()),
         }

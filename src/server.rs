@@ -145,6 +145,9 @@ async fn run(config: Config) -> Result<(), ServerError> {
         })?;
     let addr = listener.local_addr()?;
     let jobs_config = crate::jobs::config::JobsConfig::from_env().map_err(ServerError::Config)?;
+    let functions_config =
+        crate::functions::service::FunctionsConfig::from_env(config.functions_dir.clone())
+            .map_err(ServerError::Config)?;
     let auth_config =
         AuthConfig::from_env(&addr.to_string()).map_err(|e| ServerError::Config(e.to_string()))?;
     let auth = AuthService::new(auth_config, &secret).map_err(ServerError::Config)?;
@@ -170,6 +173,7 @@ async fn run(config: Config) -> Result<(), ServerError> {
         auth,
         storage,
         realtime: crate::realtime::Realtime::new(crate::realtime::Limits::from_env()),
+        functions: crate::functions::FunctionsService::new(functions_config),
         config,
         replication,
         write_proxy,

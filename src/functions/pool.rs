@@ -1,0 +1,80 @@
+//! A fixed set of worker threads running invocations, fed by a bounded queue: when every worker
+//! is busy and the queue is full, callers are told so at once instead of waiting.
+
+use super::runtime::{self, Failure, Invocation, Log, Reply};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
+
+type Outcome = (Result<Reply, Failure>, Vec<Log>);
+
+struct Task {
+    invocation: Invocation,
+    reply: oneshot::Sender<Outcome>,
+}
+
+/// Handle to the workers.
+#[derive(Clone)]
+pub struct Pool {
+    tx: SyncSender<Task>,
+}
+
+/// Why an invocation was not run.
+#[derive(Debug)]
+pub enum Refused {
+    /// Every worker is busy and the queue is full.
+    Full,
+    /// The workers are gone (shutting down, or one panicked past recovery).
+    Gone,
+}
+
+impl Pool {
+    /// Start `workers` threads with room for `queue` waiting invocations.
+    pub fn start(workers: usize, queue: usize) -> Pool {
+        let (tx, rx) = sync_channel::<Task>(queue);
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..workers.max(1) {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("outpost-fn-{i}"))
+                // boa recurses on the native stack; give it room below its recursion limit.
+                .stack_size(16 * 1024 * 1024)
+                .spawn(move || loop {
+                    let task = match rx.lock() {
+                        Ok(guard) => guard.recv(),
+                        Err(p) => p.into_inner().recv(),
+                    };
+                    let Ok(task) = task else {
+                        return;
+                    };
+                    // A panic inside the engine fails this invocation, not the worker.
+                    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        runtime::run(task.invocation)
+                    }))
+                    .unwrap_or_else(|_| {
+                        (
+                            Err(Failure::Handler(
+                                "the engine failed on this function".into(),
+                            )),
+                            Vec::new(),
+                        )
+                    });
+                    let _ = task.reply.send(out);
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a function worker");
+            }
+        }
+        Pool { tx }
+    }
+
+    /// Queue an invocation; the receiver gets its outcome.
+    pub fn submit(&self, invocation: Invocation) -> Result<oneshot::Receiver<Outcome>, Refused> {
+        let (reply, rx) = oneshot::channel();
+        match self.tx.try_send(Task { invocation, reply }) {
+            Ok(()) => Ok(rx),
+            Err(TrySendError::Full(_)) => Err(Refused::Full),
+            Err(TrySendError::Disconnected(_)) => Err(Refused::Gone),
+        }
+    }
+}
