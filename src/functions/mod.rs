@@ -3,6 +3,7 @@
 //! changes) and run in the embedded boa engine, each invocation in a fresh context on a bounded
 //! pool of worker threads.
 
+pub mod fetch;
 pub mod pool;
 pub mod runtime;
 pub mod service;

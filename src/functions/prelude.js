@@ -188,7 +188,36 @@
     getRandomValues: (arr) => { const r = native.random(arr.length); for (let i = 0; i < arr.length; i++) arr[i] = r[i]; return arr; },
   };
 
-  Object.assign(globalThis, { Headers, Request, Response, URL, URLSearchParams, TextEncoder, TextDecoder, console, btoa, atob, Deno, crypto });
+  // Timers: kept here, fired by the host when nothing else is left to run.
+  const timers = new Map();
+  let nextTimer = 1;
+  const setTimeout = (fn, ms = 0, ...args) => {
+    const id = nextTimer++;
+    timers.set(id, { due: Date.now() + Math.max(0, Number(ms) || 0), fn, args });
+    return id;
+  };
+  const clearTimeout = (id) => { timers.delete(id); };
+  globalThis.__outpost_next_timer = () => {
+    let best = null;
+    for (const [id, t] of timers) if (!best || t.due < best[1].due) best = [id, t];
+    return best ? Math.max(0, best[1].due - Date.now()) : -1;
+  };
+  globalThis.__outpost_fire_timer = () => {
+    let best = null;
+    for (const [id, t] of timers) if (!best || t.due < best[1].due) best = [id, t];
+    if (!best) return;
+    timers.delete(best[0]);
+    if (typeof best[1].fn === 'function') best[1].fn(...best[1].args);
+  };
+
+  // fetch: the host makes the request (within the allow-list) while this context waits.
+  const fetch = async (input, init = {}) => {
+    const req = input instanceof Request ? new Request(input, init) : new Request(String(input), init);
+    const out = native.fetch(req.method, req.url, [...req.headers], req._bytes);
+    return new Response(out.body.length ? out.body : null, { status: out.status, headers: out.headers });
+  };
+
+  Object.assign(globalThis, { Headers, Request, Response, URL, URLSearchParams, TextEncoder, TextDecoder, console, btoa, atob, Deno, crypto, setTimeout, clearTimeout, fetch });
 
   // Called by Outpost: pick the handler (Deno.serve or `export default { fetch }`), call it,
   // and flatten its Response for the host.

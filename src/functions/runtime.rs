@@ -23,6 +23,10 @@ pub struct Invocation {
     pub env: HashMap<String, String>,
     /// Loop iterations allowed (boa's runtime limit).
     pub loop_limit: u64,
+    /// When the caller stops waiting: timers and fetches do not run past it.
+    pub deadline: std::time::Instant,
+    /// Hosts `fetch` may reach (`*`: any).
+    pub fetch_allow: std::sync::Arc<Vec<String>>,
 }
 
 /// What the function answered.
@@ -50,13 +54,24 @@ pub type Log = (String, String);
 struct Call {
     env: HashMap<String, String>,
     logs: Vec<Log>,
+    deadline: std::time::Instant,
+    fetch_allow: std::sync::Arc<Vec<String>>,
+}
+
+/// The current invocation's deadline and fetch allow-list.
+pub fn call_limits() -> Option<(std::time::Instant, std::sync::Arc<Vec<String>>)> {
+    CALL.with(|c| {
+        c.borrow()
+            .as_ref()
+            .map(|c| (c.deadline, c.fetch_allow.clone()))
+    })
 }
 
 thread_local! {
     static CALL: RefCell<Option<Call>> = const { RefCell::new(None) };
 }
 
-fn arg_str(args: &[JsValue], i: usize, ctx: &mut Context) -> JsResult<String> {
+pub(super) fn arg_str(args: &[JsValue], i: usize, ctx: &mut Context) -> JsResult<String> {
     Ok(args
         .get(i)
         .cloned()
@@ -65,7 +80,7 @@ fn arg_str(args: &[JsValue], i: usize, ctx: &mut Context) -> JsResult<String> {
         .to_std_string_escaped())
 }
 
-fn bytes_of(v: &JsValue, ctx: &mut Context) -> JsResult<Vec<u8>> {
+pub(super) fn bytes_of(v: &JsValue, ctx: &mut Context) -> JsResult<Vec<u8>> {
     match v.as_object() {
         Some(o) => JsUint8Array::from_object(o.clone())?
             .iter(ctx)
@@ -184,6 +199,11 @@ fn install(ctx: &mut Context) -> JsResult<()> {
             1,
         )
         .function(
+            NativeFunction::from_fn_ptr(super::fetch::native_fetch),
+            js_string!("fetch"),
+            4,
+        )
+        .function(
             NativeFunction::from_fn_ptr(native_utf8_decode),
             js_string!("utf8Decode"),
             1,
@@ -212,10 +232,38 @@ fn classify(e: &JsError, ctx: &mut Context, handler: bool) -> Failure {
     }
 }
 
-/// Settle `p`: run queued jobs until it is no longer pending.
+/// Settle `p`: run queued jobs, then due timers, until it is no longer pending (or nothing is
+/// left to run, or the next timer falls past the deadline).
 fn settle(p: &JsPromise, ctx: &mut Context) -> JsResult<PromiseState> {
-    ctx.run_jobs()?;
-    Ok(p.state())
+    let deadline = call_limits().map(|(d, _)| d);
+    loop {
+        ctx.run_jobs()?;
+        let state = p.state();
+        if !matches!(state, PromiseState::Pending) {
+            return Ok(state);
+        }
+        let next = ctx
+            .global_object()
+            .get(js_string!("__outpost_next_timer"), ctx)?;
+        let wait = match next.as_callable() {
+            Some(f) => f.call(&JsValue::undefined(), &[], ctx)?.to_number(ctx)?,
+            None => -1.0,
+        };
+        if wait < 0.0 {
+            return Ok(state);
+        }
+        let wake = std::time::Instant::now() + std::time::Duration::from_millis(wait as u64);
+        if deadline.is_some_and(|d| wake > d) {
+            return Ok(state);
+        }
+        std::thread::sleep(wake.saturating_duration_since(std::time::Instant::now()));
+        let fire = ctx
+            .global_object()
+            .get(js_string!("__outpost_fire_timer"), ctx)?;
+        if let Some(f) = fire.as_callable() {
+            f.call(&JsValue::undefined(), &[], ctx)?;
+        }
+    }
 }
 
 /// Run one invocation; returns its reply (or why none) and the console lines it wrote.
@@ -224,6 +272,8 @@ pub fn run(inv: Invocation) -> (Result<Reply, Failure>, Vec<Log>) {
         *c.borrow_mut() = Some(Call {
             env: inv.env.clone(),
             logs: Vec::new(),
+            deadline: inv.deadline,
+            fetch_allow: inv.fetch_allow.clone(),
         })
     });
     let result = run_in_context(&inv);

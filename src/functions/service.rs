@@ -28,6 +28,8 @@ pub struct FunctionsConfig {
     pub loop_limit: u64,
     /// Largest request and response body (`OUTPOST_FUNCTIONS_MAX_BODY_BYTES`, 10 MiB).
     pub max_body: usize,
+    /// Hosts `fetch` may reach, comma-separated (`OUTPOST_FUNCTIONS_FETCH_ALLOW`, `*`: any).
+    pub fetch_allow: std::sync::Arc<Vec<String>>,
 }
 
 fn number<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
@@ -58,6 +60,14 @@ impl FunctionsConfig {
             timeout,
             loop_limit: number("OUTPOST_FUNCTIONS_LOOP_LIMIT", 100_000_000)?,
             max_body: number("OUTPOST_FUNCTIONS_MAX_BODY_BYTES", 10 * 1024 * 1024)?,
+            fetch_allow: std::sync::Arc::new(
+                std::env::var("OUTPOST_FUNCTIONS_FETCH_ALLOW")
+                    .unwrap_or_else(|_| "*".into())
+                    .split(',')
+                    .map(|h| h.trim().to_string())
+                    .filter(|h| !h.is_empty())
+                    .collect(),
+            ),
         })
     }
 }
@@ -220,6 +230,8 @@ async fn invoke(
         body: body.to_vec(),
         env,
         loop_limit: service.config.loop_limit,
+        deadline: std::time::Instant::now() + service.config.timeout,
+        fetch_allow: service.config.fetch_allow.clone(),
     };
     let started = std::time::Instant::now();
     let rx = match service.pool.submit(invocation) {

@@ -7,6 +7,7 @@ import { mkdtemp, mkdir, rm, writeFile, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { FunctionsHttpError, FunctionsRelayError } from '@supabase/supabase-js';
+import { createServer } from 'node:http';
 import { startServer } from '../lib/server.js';
 
 const FUNCTIONS = {
@@ -55,6 +56,25 @@ const FUNCTIONS = {
   broken: `export default { fetch( {`,
   slow: `export default { fetch() { let x = 0; for (let i = 0; i < 3000000; i++) x += i; return new Response(String(x)); } };`,
   reload: `Deno.serve(() => new Response('version 1'));`,
+  timers: `Deno.serve(async () => {
+    const order = [];
+    setTimeout(() => order.push('b'), 30);
+    const t = setTimeout(() => order.push('never'), 10);
+    clearTimeout(t);
+    order.push('a');
+    await new Promise((r) => setTimeout(r, 60));
+    order.push('c');
+    return Response.json(order);
+  });`,
+  fetcher: `Deno.serve(async (req) => {
+    const { url } = await req.json();
+    try {
+      const r = await fetch(url, { method: 'POST', headers: { 'x-from': 'fn' }, body: 'ping' });
+      return Response.json({ status: r.status, type: r.headers.get('content-type'), body: await r.json() });
+    } catch (e) {
+      return Response.json({ error: String(e.message) }, { status: 502 });
+    }
+  });`,
 };
 
 describe('functions', () => {
@@ -71,7 +91,7 @@ describe('functions', () => {
     await writeFile(path.join(dir, 'public', 'outpost.json'), '{"verify_jwt": false}');
     srv = await startServer({
       args: ['--functions-dir', dir],
-      env: { OUTPOST_FUNCTIONS_LOOP_LIMIT: '2000000', OUTPOST_LOG: 'info' },
+      env: { OUTPOST_FUNCTIONS_LOOP_LIMIT: '2000000', OUTPOST_LOG: 'info', OUTPOST_FUNCTIONS_FETCH_ALLOW: '127.0.0.1' },
     });
   });
   after(async () => {
@@ -179,6 +199,34 @@ describe('functions', () => {
     }
     const r = await c.functions.invoke('kinds?kind=json', { method: 'GET' });
     assert.deepEqual(r.data, { kind: 'json' });
+  });
+
+  it('runs timers and fetches within the allow-list', async () => {
+    const c = srv.client('anon');
+    let r = await c.functions.invoke('timers');
+    assert.deepEqual(r.data, ['a', 'b', 'c']);
+    const upstream = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d) => { body += d; });
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ method: req.method, got: body, from: req.headers['x-from'] }));
+      });
+    });
+    await new Promise((ok) => upstream.listen(0, '127.0.0.1', ok));
+    try {
+      const url = `http://127.0.0.1:${upstream.address().port}/x`;
+      r = await c.functions.invoke('fetcher', { body: { url } });
+      assert.equal(r.error, null);
+      assert.deepEqual(r.data, { status: 200, type: 'application/json', body: { method: 'POST', got: 'ping', from: 'fn' } });
+      r = await c.functions.invoke('fetcher', { body: { url: 'http://localhost:1/x' } });
+      assert.equal(r.error.context.status, 502);
+      assert.match((await r.error.context.json()).error, /not in OUTPOST_FUNCTIONS_FETCH_ALLOW/);
+      r = await c.functions.invoke('fetcher', { body: { url: 'ftp://127.0.0.1/x' } });
+      assert.match((await r.error.context.json()).error, /only http and https/);
+    } finally {
+      upstream.close();
+    }
   });
 
   it('reloads a function when its file changes', async () => {
