@@ -25,7 +25,7 @@ pub struct Services {
     pub auth: AuthService,
     pub storage: StorageService,
     pub realtime: crate::realtime::Realtime,
-    pub functions: crate::functions::FunctionsService,
+    pub functions: std::sync::Arc<crate::functions::FunctionsService>,
     pub config: Config,
     /// Replication progress, when this server ships to or follows a replica.
     pub replication: Option<crate::replication::status::Status>,

@@ -166,6 +166,23 @@ async fn run(config: Config) -> Result<(), ServerError> {
             Err(e) => tracing::warn!(error = %e.message, "cannot sweep orphaned object bytes"),
         }
     }
+    let functions = std::sync::Arc::new(crate::functions::FunctionsService::new(
+        functions_config,
+        [
+            (
+                "SUPABASE_URL",
+                auth.config.public_url.trim_end_matches('/').to_string(),
+            ),
+            ("SUPABASE_ANON_KEY", project_keys.anon_key.clone()),
+            (
+                "SUPABASE_SERVICE_ROLE_KEY",
+                project_keys.service_role_key.clone(),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect(),
+    ));
     let state = AppState::new(Services {
         db: db.clone(),
         verifier: Verifier::new(&secret),
@@ -173,7 +190,7 @@ async fn run(config: Config) -> Result<(), ServerError> {
         auth,
         storage,
         realtime: crate::realtime::Realtime::new(crate::realtime::Limits::from_env()),
-        functions: crate::functions::FunctionsService::new(functions_config),
+        functions: functions.clone(),
         config,
         replication,
         write_proxy,
@@ -205,9 +222,14 @@ async fn run(config: Config) -> Result<(), ServerError> {
         None => Some(tokio::spawn(crate::jobs::worker::run(
             db.clone(),
             jobs_config,
+            functions.clone(),
         ))),
         Some(_) => None,
     };
+    let cron = follower
+        .is_none()
+        .then(|| tokio::spawn(crate::jobs::cron::run(db.clone(), functions.clone())));
+
     let changes = db.changes.lock().ok().and_then(|mut c| c.take());
     let dispatcher = changes.map(|rx| {
         tokio::spawn(crate::realtime::changes::run(
@@ -228,7 +250,7 @@ async fn run(config: Config) -> Result<(), ServerError> {
     ))
     .await?;
     tracing::info!("draining done; closing the database");
-    for task in [checkpointer, janitor, dispatcher, jobs]
+    for task in [checkpointer, janitor, dispatcher, jobs, cron]
         .into_iter()
         .flatten()
     {

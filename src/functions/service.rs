@@ -77,6 +77,8 @@ struct Loaded {
     modified: SystemTime,
     source: String,
     verify_jwt: bool,
+    /// A cron expression (5 or 6 fields, UTC) from `outpost.json`'s `schedule`.
+    schedule: Option<String>,
 }
 
 /// Functions and the workers that run them.
@@ -84,16 +86,88 @@ pub struct FunctionsService {
     pub config: FunctionsConfig,
     pool: Pool,
     cache: Mutex<HashMap<String, Loaded>>,
+    /// `SUPABASE_URL`, `SUPABASE_ANON_KEY`, `SUPABASE_SERVICE_ROLE_KEY`.
+    env: HashMap<String, String>,
 }
 
+/// Why an internal call (cron, webhooks) failed.
+pub type CallError = String;
+
 impl FunctionsService {
-    /// Start the worker pool.
-    pub fn new(config: FunctionsConfig) -> FunctionsService {
+    /// Start the worker pool; `env` is what `Deno.env` shows every function.
+    pub fn new(config: FunctionsConfig, env: HashMap<String, String>) -> FunctionsService {
         let pool = Pool::start(config.workers, config.queue);
         FunctionsService {
             config,
             pool,
             cache: Mutex::new(HashMap::new()),
+            env,
+        }
+    }
+
+    /// Every function with a schedule: `(name, cron expression)`.
+    pub fn schedules(&self) -> Vec<(String, String)> {
+        let Some(dir) = &self.config.dir else {
+            return Vec::new();
+        };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut out: Vec<(String, String)> = entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let schedule = self.load(&name)?.schedule?;
+                Some((name, schedule))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Call `name` from inside Outpost (cron, jobs): a POST with a JSON body, as service_role.
+    pub async fn call(&self, name: &str, body: &serde_json::Value) -> Result<u16, CallError> {
+        let function = self
+            .load(name)
+            .ok_or_else(|| format!("no function named {name}"))?;
+        let public = self.env.get("SUPABASE_URL").cloned().unwrap_or_default();
+        let key = self
+            .env
+            .get("SUPABASE_SERVICE_ROLE_KEY")
+            .cloned()
+            .unwrap_or_default();
+        let invocation = Invocation {
+            source: function.source,
+            method: "POST".into(),
+            url: format!("{public}/{name}"),
+            headers: vec![
+                ("content-type".into(), "application/json".into()),
+                ("authorization".into(), format!("Bearer {key}")),
+                ("x-outpost-trigger".into(), "internal".into()),
+            ],
+            body: body.to_string().into_bytes(),
+            env: self.env.clone(),
+            loop_limit: self.config.loop_limit,
+            deadline: std::time::Instant::now() + self.config.timeout,
+            fetch_allow: self.config.fetch_allow.clone(),
+        };
+        let rx = self
+            .pool
+            .submit(invocation)
+            .map_err(|_| "every function worker is busy".to_string())?;
+        let (result, logs) = tokio::time::timeout(self.config.timeout, rx)
+            .await
+            .map_err(|_| format!("no answer within {} ms", self.config.timeout.as_millis()))?
+            .map_err(|_| "the worker stopped".to_string())?;
+        for (level, line) in &logs {
+            tracing::info!(function = %name, level = %level, "{line}");
+        }
+        match result {
+            Ok(reply) if (200..300).contains(&reply.status) => Ok(reply.status),
+            Ok(reply) => Err(format!("the function answered {}", reply.status)),
+            Err(Failure::Boot(e)) => Err(format!("the function failed to start: {e}")),
+            Err(Failure::Limit(e)) => Err(format!("the function exceeded a limit: {e}")),
+            Err(Failure::Handler(e)) => Err(format!("the function threw: {e}")),
         }
     }
 
@@ -123,10 +197,18 @@ impl FunctionsService {
             .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
             .and_then(|v| v.get("verify_jwt").and_then(serde_json::Value::as_bool))
             .unwrap_or(true);
+        let schedule = std::fs::read(dir.join("outpost.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| {
+                v.get("schedule")
+                    .and_then(|s| s.as_str().map(str::to_string))
+            });
         let loaded = Loaded {
             modified,
             source,
             verify_jwt,
+            schedule,
         };
         cache.insert(name.to_string(), loaded.clone());
         Some(loaded)
@@ -206,19 +288,8 @@ async fn invoke(
             ),
         );
     }
-    let public = state
-        .auth
-        .config
-        .public_url
-        .trim_end_matches('/')
-        .to_string();
-    let mut env: HashMap<String, String> = HashMap::new();
-    env.insert("SUPABASE_URL".into(), public.clone());
-    env.insert("SUPABASE_ANON_KEY".into(), state.keys.anon_key.clone());
-    env.insert(
-        "SUPABASE_SERVICE_ROLE_KEY".into(),
-        state.keys.service_role_key.clone(),
-    );
+    let public = service.env.get("SUPABASE_URL").cloned().unwrap_or_default();
+    let env = service.env.clone();
     let invocation = Invocation {
         source: function.source,
         method: method.to_string(),

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod config;
+pub mod cron;
 pub mod error;
 pub mod queue;
 pub mod webhooks;

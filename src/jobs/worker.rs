@@ -25,7 +25,7 @@ pub async fn reload(db: &Db) -> Result<(), DbError> {
 }
 
 /// Run the worker until the server stops.
-pub async fn run(db: Db, config: JobsConfig) {
+pub async fn run(db: Db, config: JobsConfig, functions: Arc<crate::functions::FunctionsService>) {
     let http = match reqwest::Client::builder().build() {
         Ok(c) => c,
         Err(e) => {
@@ -74,8 +74,9 @@ pub async fn run(db: Db, config: JobsConfig) {
                 continue;
             }
             let (db, http, config) = (db.clone(), http.clone(), config.clone());
+            let functions = functions.clone();
             tokio::spawn(async move {
-                attempt(&db, &http, &config, job).await;
+                attempt(&db, &http, &config, &functions, job).await;
                 drop(permit);
             });
         }
@@ -99,21 +100,43 @@ pub async fn run(db: Db, config: JobsConfig) {
     }
 }
 
-async fn attempt(db: &Db, http: &reqwest::Client, config: &JobsConfig, job: Job) {
-    let hook = db
-        .hooks
-        .get()
-        .iter()
-        .find(|h| h.name == job.target)
-        .cloned();
+async fn attempt(
+    db: &Db,
+    http: &reqwest::Client,
+    config: &JobsConfig,
+    functions: &crate::functions::FunctionsService,
+    job: Job,
+) {
     let started = Instant::now();
-    let mut outcome = match hook {
-        Some(h) => post(http, &h, &job).await,
-        None => Outcome {
-            status_code: None,
-            duration_ms: 0,
-            error: Some(format!("the webhook {} no longer exists", job.target)),
-        },
+    let mut outcome = if job.kind == "function" {
+        let body = serde_json::from_str(&job.payload).unwrap_or(serde_json::Value::Null);
+        match functions.call(&job.target, &body).await {
+            Ok(status) => Outcome {
+                status_code: Some(status),
+                duration_ms: 0,
+                error: None,
+            },
+            Err(e) => Outcome {
+                status_code: None,
+                duration_ms: 0,
+                error: Some(e),
+            },
+        }
+    } else {
+        let hook = db
+            .hooks
+            .get()
+            .iter()
+            .find(|h| h.name == job.target)
+            .cloned();
+        match hook {
+            Some(h) => post(http, &h, &job).await,
+            None => Outcome {
+                status_code: None,
+                duration_ms: 0,
+                error: Some(format!("the webhook {} no longer exists", job.target)),
+            },
+        }
     };
     outcome.duration_ms = started.elapsed().as_millis() as i64;
     let id = job.id;

@@ -289,3 +289,73 @@ describe('function limits', () => {
     assert.equal((await res.json()).code, 'RESPONSE_TOO_LARGE');
   });
 });
+
+describe('cron', () => {
+  let srv;
+  let dir;
+  let upstream;
+  const hits = [];
+  before(async () => {
+    upstream = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d) => { body += d; });
+      req.on('end', () => {
+        hits.push({ path: req.url, at: Date.now(), body: body ? JSON.parse(body) : null });
+        res.end('ok');
+      });
+    });
+    await new Promise((ok) => upstream.listen(0, '127.0.0.1', ok));
+    const base = `http://127.0.0.1:${upstream.address().port}`;
+    dir = await mkdtemp(path.join(tmpdir(), 'outpost-cron-'));
+    const fns = {
+      tick: `Deno.serve(async (req) => {
+        const job = await req.json();
+        await fetch('${base}/tick', { method: 'POST', body: JSON.stringify({ ...job, trigger: req.headers.get('x-outpost-trigger') }) });
+        return new Response('ok');
+      });`,
+      slowtick: `Deno.serve(async () => {
+        await fetch('${base}/start', { method: 'POST' });
+        await new Promise((r) => setTimeout(r, 1500));
+        await fetch('${base}/end', { method: 'POST' });
+        return new Response('ok');
+      });`,
+    };
+    for (const [name, code] of Object.entries(fns)) {
+      await mkdir(path.join(dir, name));
+      await writeFile(path.join(dir, name, 'index.js'), code);
+      await writeFile(path.join(dir, name, 'outpost.json'), '{"schedule": "* * * * * *"}');
+    }
+    srv = await startServer({
+      args: ['--functions-dir', dir],
+      env: { OUTPOST_FUNCTIONS_FETCH_ALLOW: '127.0.0.1', OUTPOST_FUNCTIONS_TIMEOUT: '5s' },
+    });
+  });
+  after(async () => {
+    await srv?.stop();
+    upstream?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('runs scheduled functions each second, never overlapping a run still going', async () => {
+    await new Promise((r) => setTimeout(r, 4500));
+    const ticks = hits.filter((h) => h.path === '/tick');
+    assert.ok(ticks.length >= 3, `only ${ticks.length} ticks in 4.5 s`);
+    for (const t of ticks) {
+      assert.equal(t.body.schedule, '* * * * * *');
+      assert.ok(!Number.isNaN(Date.parse(t.body.scheduled_at)));
+      assert.equal(t.body.trigger, 'internal');
+    }
+    const slow = hits.filter((h) => h.path === '/start' || h.path === '/end').map((h) => h.path);
+    assert.ok(slow.filter((p) => p === '/start').length >= 2, slow.join(','));
+    for (let i = 0; i + 1 < slow.length; i++) {
+      assert.notEqual(slow[i], slow[i + 1], `runs overlapped: ${slow.join(',')}`);
+    }
+    assert.ok(slow.filter((p) => p === '/start').length <= 3, 'firings during a run were skipped');
+    const res = await fetch(`${srv.url}/_/api/jobs?target=tick&state=done`, {
+      headers: { apikey: srv.serviceKey, Authorization: `Bearer ${srv.serviceKey}` },
+    });
+    const done = await res.json();
+    assert.ok(done.length >= 3);
+    assert.ok(done.every((j) => j.kind === 'function'));
+  });
+});
