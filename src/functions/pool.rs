@@ -2,7 +2,8 @@
 //! is busy and the queue is full, callers are told so at once instead of waiting.
 
 use super::runtime::{self, Failure, Invocation, Log, Reply};
-use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
@@ -16,7 +17,10 @@ struct Task {
 /// Handle to the workers.
 #[derive(Clone)]
 pub struct Pool {
-    tx: SyncSender<Task>,
+    tx: Sender<Task>,
+    /// Invocations running or waiting; at most `capacity`.
+    in_flight: Arc<AtomicUsize>,
+    capacity: usize,
 }
 
 /// Why an invocation was not run.
@@ -31,10 +35,12 @@ pub enum Refused {
 impl Pool {
     /// Start `workers` threads with room for `queue` waiting invocations.
     pub fn start(workers: usize, queue: usize) -> Pool {
-        let (tx, rx) = sync_channel::<Task>(queue);
+        let (tx, rx) = channel::<Task>();
         let rx = Arc::new(Mutex::new(rx));
+        let in_flight = Arc::new(AtomicUsize::new(0));
         for i in 0..workers.max(1) {
             let rx = rx.clone();
+            let in_flight = in_flight.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("outpost-fn-{i}"))
                 // boa recurses on the native stack; give it room below its recursion limit.
@@ -59,22 +65,36 @@ impl Pool {
                             Vec::new(),
                         )
                     });
+                    // Free the slot before answering, so a caller that sends its next request
+                    // as soon as it has the answer finds it free.
+                    in_flight.fetch_sub(1, Ordering::SeqCst);
                     let _ = task.reply.send(out);
                 });
             if let Err(e) = spawned {
                 tracing::error!(error = %e, "cannot start a function worker");
             }
         }
-        Pool { tx }
+        Pool {
+            tx,
+            in_flight,
+            capacity: workers.max(1) + queue,
+        }
     }
 
     /// Queue an invocation; the receiver gets its outcome.
     pub fn submit(&self, invocation: Invocation) -> Result<oneshot::Receiver<Outcome>, Refused> {
+        let taken = self.in_flight.fetch_add(1, Ordering::SeqCst);
+        if taken >= self.capacity {
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            return Err(Refused::Full);
+        }
         let (reply, rx) = oneshot::channel();
-        match self.tx.try_send(Task { invocation, reply }) {
+        match self.tx.send(Task { invocation, reply }) {
             Ok(()) => Ok(rx),
-            Err(TrySendError::Full(_)) => Err(Refused::Full),
-            Err(TrySendError::Disconnected(_)) => Err(Refused::Gone),
+            Err(_) => {
+                self.in_flight.fetch_sub(1, Ordering::SeqCst);
+                Err(Refused::Gone)
+            }
         }
     }
 }
