@@ -84,3 +84,18 @@ pub fn parse_go_duration(s: &str) -> Option<f64> {
     }
     Some(total)
 }
+
+/// A duration from environment variable `name` (Go syntax: `500ms`, `2s`, `1h30m`), or
+/// `default` when unset or empty.
+pub fn env_duration(
+    name: &str,
+    default: std::time::Duration,
+) -> Result<std::time::Duration, String> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => parse_go_duration(&v)
+            .filter(|s| *s > 0.0)
+            .map(std::time::Duration::from_secs_f64)
+            .ok_or_else(|| format!("{name}={v} is not a duration like 500ms, 2s or 1h")),
+        _ => Ok(default),
+    }
+}

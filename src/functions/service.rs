@@ -46,13 +46,8 @@ impl FunctionsConfig {
     /// Settings for functions in `dir`.
     pub fn from_env(dir: Option<PathBuf>) -> Result<FunctionsConfig, String> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let timeout = match std::env::var("OUTPOST_FUNCTIONS_TIMEOUT") {
-            Ok(v) if !v.trim().is_empty() => crate::config::parse_go_duration(&v)
-                .filter(|s| *s > 0.0)
-                .map(Duration::from_secs_f64)
-                .ok_or_else(|| format!("OUTPOST_FUNCTIONS_TIMEOUT={v} is not a duration"))?,
-            _ => Duration::from_secs(10),
-        };
+        let timeout =
+            crate::config::env_duration("OUTPOST_FUNCTIONS_TIMEOUT", Duration::from_secs(10))?;
         Ok(FunctionsConfig {
             dir,
             workers: number("OUTPOST_FUNCTIONS_WORKERS", cores)?.max(1),

@@ -15,15 +15,7 @@ pub struct JobsConfig {
     pub retention: Duration,
 }
 
-fn duration(name: &str, default: Duration) -> Result<Duration, String> {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => crate::config::parse_go_duration(&v)
-            .filter(|s| *s > 0.0)
-            .map(Duration::from_secs_f64)
-            .ok_or_else(|| format!("{name}={v} is not a duration like 500ms, 2s or 1h")),
-        _ => Ok(default),
-    }
-}
+use crate::config::env_duration as duration;
 
 impl JobsConfig {
     /// Settings from `OUTPOST_JOBS_*`.

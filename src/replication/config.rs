@@ -24,15 +24,7 @@ pub struct ReplicaConfig {
     pub l0_retention: Duration,
 }
 
-fn duration_env(name: &str, default: Duration) -> Result<Duration, String> {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => crate::config::parse_go_duration(&v)
-            .filter(|s| *s > 0.0)
-            .map(Duration::from_secs_f64)
-            .ok_or_else(|| format!("{name}={v} is not a duration like 1s, 5m or 24h")),
-        _ => Ok(default),
-    }
-}
+use crate::config::env_duration as duration_env;
 
 impl ReplicaConfig {
     /// The schedule from the environment, for the replica at `url`.
