@@ -32,6 +32,18 @@ fn refused(state: &AppState, headers: &HeaderMap) -> Option<Response> {
         .map(IntoResponse::into_response)
 }
 
+/// Run `work` for a caller with the service_role key; errors become their JSON answers.
+async fn guarded(
+    state: &AppState,
+    headers: &HeaderMap,
+    work: impl std::future::Future<Output = JobsResult<Response>>,
+) -> Response {
+    match refused(state, headers) {
+        Some(r) => r,
+        None => work.await.unwrap_or_else(IntoResponse::into_response),
+    }
+}
+
 /// A webhook as created through the API.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -157,10 +169,7 @@ async fn create_webhook(
     headers: HeaderMap,
     body: Result<Json<NewWebhook>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
-    if let Some(r) = refused(&state, &headers) {
-        return r;
-    }
-    let result: JobsResult<Response> = async {
+    guarded(&state, &headers, async {
         let Json(w) = body.map_err(|e| JobsError::invalid(e.body_text()))?;
         let (events, secret) = validate(&state, &w)?;
         let name = w.name.clone();
@@ -200,9 +209,8 @@ async fn create_webhook(
         // The secret is shown once, at creation.
         out["secret"] = json!(secret);
         Ok::<_, JobsError>((StatusCode::CREATED, Json(out)).into_response())
-    }
-    .await;
-    result.unwrap_or_else(IntoResponse::into_response)
+    })
+    .await
 }
 
 async fn list_webhooks(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -231,10 +239,7 @@ async fn delete_webhook(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Response {
-    if let Some(r) = refused(&state, &headers) {
-        return r;
-    }
-    let result: JobsResult<Response> = async {
+    guarded(&state, &headers, async {
         let n = name.clone();
         let deleted = state
             .db
@@ -260,9 +265,8 @@ async fn delete_webhook(
         }
         worker::reload(&state.db).await?;
         Ok(StatusCode::NO_CONTENT.into_response())
-    }
-    .await;
-    result.unwrap_or_else(IntoResponse::into_response)
+    })
+    .await
 }
 
 async fn list_jobs(
@@ -270,10 +274,7 @@ async fn list_jobs(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Some(r) = refused(&state, &headers) {
-        return r;
-    }
-    let result: JobsResult<Response> = async {
+    guarded(&state, &headers, async {
         let st = q.get("state").cloned();
         if let Some(s) = &st {
             if !["pending", "running", "done", "dead"].contains(&s.as_str()) {
@@ -296,9 +297,8 @@ async fn list_jobs(
             })
             .await?;
         Ok(Json(json!(jobs)).into_response())
-    }
-    .await;
-    result.unwrap_or_else(IntoResponse::into_response)
+    })
+    .await
 }
 
 fn job_id(raw: &str) -> JobsResult<i64> {
@@ -311,10 +311,7 @@ async fn get_job(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Some(r) = refused(&state, &headers) {
-        return r;
-    }
-    let result: JobsResult<Response> = async {
+    guarded(&state, &headers, async {
         let id = job_id(&id)?;
         let found = state
             .db
@@ -330,9 +327,8 @@ async fn get_job(
         out["payload"] = serde_json::from_str(&job.payload).unwrap_or(Value::Null);
         out["attempt_log"] = json!(attempts);
         Ok(Json(out).into_response())
-    }
-    .await;
-    result.unwrap_or_else(IntoResponse::into_response)
+    })
+    .await
 }
 
 async fn retry_job(
@@ -340,10 +336,7 @@ async fn retry_job(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Some(r) = refused(&state, &headers) {
-        return r;
-    }
-    let result: JobsResult<Response> = async {
+    guarded(&state, &headers, async {
         let id = job_id(&id)?;
         let job = state
             .db
@@ -371,7 +364,6 @@ async fn retry_job(
                 format!("job {id} is {s}: only dead or done jobs are retried"),
             )),
         }
-    }
-    .await;
-    result.unwrap_or_else(IntoResponse::into_response)
+    })
+    .await
 }
