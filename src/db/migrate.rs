@@ -37,6 +37,10 @@ const SYSTEM: &[(&str, &str)] = &[
         "0007_jobs.sql",
         include_str!("../../migrations/0007_jobs.sql"),
     ),
+    (
+        "0008_webhook_functions.sql",
+        include_str!("../../migrations/0008_webhook_functions.sql"),
+    ),
 ];
 
 /// Open the database at `path`, apply pending migrations, and return the user files applied.

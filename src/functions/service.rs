@@ -100,6 +100,11 @@ impl FunctionsService {
         }
     }
 
+    /// Whether a function named `name` exists.
+    pub fn exists(&self, name: &str) -> bool {
+        self.load(name).is_some()
+    }
+
     /// Every function with a schedule: `(name, cron expression)`.
     pub fn schedules(&self) -> Vec<(String, String)> {
         let Some(dir) = &self.config.dir else {

@@ -54,7 +54,11 @@ pub struct NewWebhook {
     events: Option<Vec<String>>,
     #[serde(default)]
     filter: Option<String>,
-    url: String,
+    #[serde(default)]
+    url: Option<String>,
+    /// A function to call instead of a URL.
+    #[serde(default)]
+    function: Option<String>,
     #[serde(default)]
     headers: Option<serde_json::Map<String, Value>>,
     #[serde(default)]
@@ -114,9 +118,22 @@ fn validate(state: &AppState, w: &NewWebhook) -> JobsResult<(Vec<String>, String
             )));
         }
     }
-    let url = reqwest::Url::parse(&w.url).map_err(|e| JobsError::invalid(format!("url: {e}")))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(JobsError::invalid("url: http or https"));
+    match (&w.url, &w.function) {
+        (Some(u), None) => {
+            let url =
+                reqwest::Url::parse(u).map_err(|e| JobsError::invalid(format!("url: {e}")))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(JobsError::invalid("url: http or https"));
+            }
+        }
+        (None, Some(f)) => {
+            if !state.functions.exists(f) {
+                return Err(JobsError::invalid(format!(
+                    "function: no function named {f}"
+                )));
+            }
+        }
+        _ => return Err(JobsError::invalid("give a url or a function, not both")),
     }
     if let Some(h) = &w.headers {
         for (k, v) in h {
@@ -180,19 +197,21 @@ async fn create_webhook(
             .write(crate::db::Mode::Commit, None, move |c| -> Result<usize, DbError> {
                 Ok(c.execute(
                     "INSERT INTO _outpost_webhooks
-                       (name, table_name, events, filter, url, headers, secret, timeout_ms, max_attempts)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                       (name, table_name, events, filter, url, headers, secret, timeout_ms, max_attempts,
+                        function_name)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                      ON CONFLICT (name) DO NOTHING",
                     rusqlite::params![
                         w.name,
                         w.table,
                         events.join(","),
                         w.filter,
-                        w.url,
+                        w.url.unwrap_or_default(),
                         Value::Object(w.headers.unwrap_or_default()).to_string(),
                         stored_secret,
                         w.timeout_ms.unwrap_or(5000) as i64,
                         w.max_attempts.unwrap_or(5),
+                        w.function,
                     ],
                 )?)
             })

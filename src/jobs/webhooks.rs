@@ -21,7 +21,10 @@ pub struct Webhook {
     pub filter: Option<String>,
     #[serde(skip)]
     pub parsed_filter: Option<Filter>,
+    /// Empty when the webhook calls a function.
     pub url: String,
+    /// The function called instead of a URL.
+    pub function: Option<String>,
     pub headers: serde_json::Map<String, Value>,
     #[serde(skip)]
     pub secret: String,
@@ -73,7 +76,7 @@ pub fn load(conn: &Connection) -> rusqlite::Result<Vec<Webhook>> {
     }
     let mut stmt = conn.prepare(
         "SELECT name, table_name, events, filter, url, headers, secret, timeout_ms, max_attempts,
-                enabled, created_at
+                enabled, created_at, function_name
          FROM _outpost_webhooks ORDER BY name",
     )?;
     let rows = stmt.query_map([], |r| {
@@ -93,6 +96,7 @@ pub fn load(conn: &Connection) -> rusqlite::Result<Vec<Webhook>> {
             max_attempts: r.get::<_, i64>(8)?.max(1) as u32,
             enabled: r.get(9)?,
             created_at: r.get(10)?,
+            function: r.get(11)?,
         })
     })?;
     rows.collect()

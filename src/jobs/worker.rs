@@ -109,19 +109,7 @@ async fn attempt(
 ) {
     let started = Instant::now();
     let mut outcome = if job.kind == "function" {
-        let body = serde_json::from_str(&job.payload).unwrap_or(serde_json::Value::Null);
-        match functions.call(&job.target, &body).await {
-            Ok(status) => Outcome {
-                status_code: Some(status),
-                duration_ms: 0,
-                error: None,
-            },
-            Err(e) => Outcome {
-                status_code: None,
-                duration_ms: 0,
-                error: Some(e),
-            },
-        }
+        call_function(functions, &job.target, &job.payload).await
     } else {
         let hook = db
             .hooks
@@ -130,6 +118,9 @@ async fn attempt(
             .find(|h| h.name == job.target)
             .cloned();
         match hook {
+            Some(Webhook {
+                function: Some(f), ..
+            }) => call_function(functions, &f, &job.payload).await,
             Some(h) => post(http, &h, &job).await,
             None => Outcome {
                 status_code: None,
@@ -159,6 +150,27 @@ async fn attempt(
         Ok(_) => {}
         // The attempt stays `running`; the next start makes it due again.
         Err(e) => tracing::error!(job = id, error = %e, "cannot record a delivery"),
+    }
+}
+
+/// Call a function with a job's payload (cron firings, webhooks that target a function).
+async fn call_function(
+    functions: &crate::functions::FunctionsService,
+    name: &str,
+    payload: &str,
+) -> Outcome {
+    let body = serde_json::from_str(payload).unwrap_or(serde_json::Value::Null);
+    match functions.call(name, &body).await {
+        Ok(status) => Outcome {
+            status_code: Some(status),
+            duration_ms: 0,
+            error: None,
+        },
+        Err(e) => Outcome {
+            status_code: None,
+            duration_ms: 0,
+            error: Some(e),
+        },
     }
 }
 

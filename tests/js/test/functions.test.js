@@ -359,3 +359,65 @@ describe('cron', () => {
     assert.ok(done.every((j) => j.kind === 'function'));
   });
 });
+
+describe('webhooks that call a function', () => {
+  let srv;
+  let dir;
+  let upstream;
+  const hits = [];
+  before(async () => {
+    upstream = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d) => { body += d; });
+      req.on('end', () => { hits.push(JSON.parse(body)); res.end('ok'); });
+    });
+    await new Promise((ok) => upstream.listen(0, '127.0.0.1', ok));
+    dir = await mkdtemp(path.join(tmpdir(), 'outpost-hookfn-'));
+    await mkdir(path.join(dir, 'onorder'));
+    await writeFile(path.join(dir, 'onorder', 'index.js'), `Deno.serve(async (req) => {
+      const change = await req.json();
+      await fetch('http://127.0.0.1:${upstream.address().port}/', { method: 'POST', body: JSON.stringify({ change, trigger: req.headers.get('x-outpost-trigger') }) });
+      return new Response('ok');
+    });`);
+    srv = await startServer({
+      migrations: { '001_orders.sql': 'CREATE TABLE orders (id INTEGER PRIMARY KEY, status TEXT NOT NULL);' },
+      args: ['--functions-dir', dir],
+      env: { OUTPOST_FUNCTIONS_FETCH_ALLOW: '127.0.0.1' },
+    });
+  });
+  after(async () => {
+    await srv?.stop();
+    upstream?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const admin = (method, p, body) => fetch(`${srv.url}/_/api${p}`, {
+    method,
+    headers: { apikey: srv.serviceKey, Authorization: `Bearer ${srv.serviceKey}`, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+
+  it('runs the function with the change, in the job queue', async () => {
+    let res = await admin('POST', '/webhooks', { name: 'orders-fn', table: 'orders', events: ['INSERT'], function: 'onorder' });
+    assert.equal(res.status, 201);
+    assert.equal((await res.json()).function, 'onorder');
+    res = await admin('POST', '/webhooks', { name: 'both', table: 'orders', function: 'onorder', url: 'http://127.0.0.1:9/' });
+    assert.equal(res.status, 400);
+    assert.match((await res.json()).message, /url or a function/);
+    res = await admin('POST', '/webhooks', { name: 'ghost', table: 'orders', function: 'nope' });
+    assert.equal(res.status, 400);
+    assert.match((await res.json()).message, /no function named nope/);
+
+    const { error } = await srv.client('service').from('orders').insert({ id: 7, status: 'new' });
+    assert.equal(error, null);
+    const deadline = Date.now() + 10000;
+    while (hits.length < 1) {
+      assert.ok(Date.now() < deadline, 'the function never ran');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.deepEqual(hits[0], {
+      change: { type: 'INSERT', table: 'orders', schema: 'public', record: { id: 7, status: 'new' }, old_record: null },
+      trigger: 'internal',
+    });
+  });
+});
