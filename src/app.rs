@@ -55,7 +55,10 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/_/api/replication", get(replication_status))
-        .nest("/_/api", crate::jobs::api::router())
+        .nest(
+            "/_/api",
+            crate::jobs::api::router().merge(crate::functions::api::router()),
+        )
         // supabase-js asks for the OpenAPI document at `/rest/v1/`; nesting only serves `/rest/v1`.
         .route("/rest/v1/", any(rest::handle_root))
         .nest("/rest/v1", rest::router())

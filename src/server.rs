@@ -182,6 +182,7 @@ async fn run(config: Config) -> Result<(), ServerError> {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect(),
+        db.clone(),
     ));
     let state = AppState::new(Services {
         db: db.clone(),
@@ -239,6 +240,8 @@ async fn run(config: Config) -> Result<(), ServerError> {
         ))
     });
     let app = app::router(state);
+    // Functions reach the REST, realtime, storage and auth APIs in-process, through this router.
+    functions.set_router(app.clone());
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),

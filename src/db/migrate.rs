@@ -41,6 +41,10 @@ const SYSTEM: &[(&str, &str)] = &[
         "0008_webhook_functions.sql",
         include_str!("../../migrations/0008_webhook_functions.sql"),
     ),
+    (
+        "0009_functions.sql",
+        include_str!("../../migrations/0009_functions.sql"),
+    ),
 ];
 
 /// Open the database at `path`, apply pending migrations, and return the user files applied.

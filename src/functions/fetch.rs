@@ -1,11 +1,8 @@
 //! Outbound `fetch` for functions: made by the worker thread itself (it waits, nothing else
 //! does), within the host allow-list and the invocation's deadline.
 
-use super::runtime::{arg_str, bytes_of, call_limits};
-use boa_engine::object::builtins::{JsArray, JsUint8Array};
-use boa_engine::object::ObjectInitializer;
-use boa_engine::property::Attribute;
-use boa_engine::{js_string, Context, JsError, JsResult, JsValue};
+use super::runtime::{arg_str, bytes_of, call_limits, headers_of, reply_object};
+use boa_engine::{Context, JsError, JsResult, JsValue};
 
 thread_local! {
     /// Each worker's own runtime and client.
@@ -26,23 +23,21 @@ fn type_error(msg: String) -> JsError {
     boa_engine::JsNativeError::typ().with_message(msg).into()
 }
 
+/// Run `work` to completion on this worker's own runtime.
+pub fn block_on<F: std::future::Future>(work: F) -> Result<F::Output, String> {
+    HTTP.with(|h| {
+        let (rt, _) = h
+            .as_ref()
+            .ok_or_else(|| "no runtime in this worker".to_string())?;
+        Ok(rt.block_on(work))
+    })
+}
+
 /// `__outpost.fetch(method, url, [[name, value]…], bytes)` → `{status, headers, body}`.
 pub fn native_fetch(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
     let method = arg_str(args, 0, ctx)?;
     let url = arg_str(args, 1, ctx)?;
-    let mut headers = Vec::new();
-    if let Some(list) = args.get(2).and_then(JsValue::as_object) {
-        let list = JsArray::from_object(list.clone())?;
-        for i in 0..list.length(ctx)? {
-            if let Some(pair) = list.get(i, ctx)?.as_object() {
-                let pair = JsArray::from_object(pair.clone())?;
-                headers.push((
-                    pair.get(0, ctx)?.to_string(ctx)?.to_std_string_escaped(),
-                    pair.get(1, ctx)?.to_string(ctx)?.to_std_string_escaped(),
-                ));
-            }
-        }
-    }
+    let headers = headers_of(&args.get(2).cloned().unwrap_or_default(), ctx)?;
     let body = bytes_of(&args.get(3).cloned().unwrap_or_default(), ctx)?;
     let (deadline, allow) =
         call_limits().ok_or_else(|| type_error("fetch outside an invocation".into()))?;
@@ -83,22 +78,5 @@ pub fn native_fetch(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResul
         })
     });
     let (status, headers, bytes) = result.map_err(|e| type_error(format!("fetch {url}: {e}")))?;
-    let mut pairs: Vec<JsValue> = Vec::with_capacity(headers.len());
-    for (k, v) in headers {
-        pairs.push(
-            JsArray::from_iter(
-                [JsValue::from(js_string!(k)), JsValue::from(js_string!(v))],
-                ctx,
-            )
-            .into(),
-        );
-    }
-    let headers = JsArray::from_iter(pairs, ctx);
-    let body = JsUint8Array::from_iter(bytes, ctx)?;
-    let out = ObjectInitializer::new(ctx)
-        .property(js_string!("status"), status, Attribute::all())
-        .property(js_string!("headers"), headers, Attribute::all())
-        .property(js_string!("body"), body, Attribute::all())
-        .build();
-    Ok(out.into())
+    reply_object(status, headers, bytes, ctx)
 }

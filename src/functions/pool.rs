@@ -1,13 +1,11 @@
 //! A fixed set of worker threads running invocations, fed by a bounded queue: when every worker
 //! is busy and the queue is full, callers are told so at once instead of waiting.
 
-use super::runtime::{self, Failure, Invocation, Log, Reply};
+use super::runtime::{self, Answer, Failure, Invocation, Outcome};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
-
-type Outcome = (Result<Reply, Failure>, Vec<Log>);
 
 struct Task {
     invocation: Invocation,
@@ -53,22 +51,26 @@ impl Pool {
                     let Ok(task) = task else {
                         return;
                     };
+                    let slot = in_flight.clone();
+                    // Freed before the answer, so a caller that sends its next request as soon
+                    // as it has the answer finds the slot free.
+                    let mut answer = Answer::new(
+                        task.reply,
+                        Box::new(move || {
+                            slot.fetch_sub(1, Ordering::SeqCst);
+                        }),
+                    );
                     // A panic inside the engine fails this invocation, not the worker.
-                    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        runtime::run(task.invocation)
-                    }))
-                    .unwrap_or_else(|_| {
-                        (
-                            Err(Failure::Handler(
-                                "the engine failed on this function".into(),
-                            )),
-                            Vec::new(),
-                        )
-                    });
-                    // Free the slot before answering, so a caller that sends its next request
-                    // as soon as it has the answer finds it free.
-                    in_flight.fetch_sub(1, Ordering::SeqCst);
-                    let _ = task.reply.send(out);
+                    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        runtime::run(task.invocation, &mut answer)
+                    }));
+                    if ran.is_err() && answer.pending() {
+                        answer.release();
+                        answer.send(Err(Failure::Handler(
+                            "the engine failed on this function".into(),
+                        )));
+                    }
+                    answer.release();
                 });
             if let Err(e) = spawned {
                 tracing::error!(error = %e, "cannot start a function worker");

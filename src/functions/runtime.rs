@@ -3,6 +3,8 @@
 //! stop runaway loops and recursion.
 
 use boa_engine::builtins::promise::PromiseState;
+use boa_engine::context::HostHooks;
+use boa_engine::module::{ModuleLoader, ModuleRequest, Referrer};
 use boa_engine::object::builtins::{JsArray, JsPromise, JsUint8Array};
 use boa_engine::object::ObjectInitializer;
 use boa_engine::property::Attribute;
@@ -27,14 +29,74 @@ pub struct Invocation {
     pub deadline: std::time::Instant,
     /// Hosts `fetch` may reach (`*`: any).
     pub fetch_allow: std::sync::Arc<Vec<String>>,
+    /// Outpost's own router, for the `outpost` module's in-process requests.
+    pub local: Option<super::local::Local>,
+    /// Largest body an in-process answer may carry.
+    pub max_body: usize,
 }
 
 /// What the function answered.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
+    pub body: Body,
+}
+
+/// A reply's body: whole, or chunks sent while the function still runs (a `ReadableStream`).
+#[derive(Debug)]
+pub enum Body {
+    Bytes(Vec<u8>),
+    Stream(tokio::sync::mpsc::Receiver<Result<Vec<u8>, String>>),
+}
+
+/// An invocation's outcome and the console lines written until it was known.
+pub type Outcome = (Result<Reply, Failure>, Vec<Log>);
+
+/// Where an invocation's outcome goes, and what frees its pool slot: before the answer when
+/// the function is done, after the last chunk when it streams.
+pub struct Answer {
+    tx: Option<tokio::sync::oneshot::Sender<Outcome>>,
+    release: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl Answer {
+    /// An answer for `tx`; `release` frees the pool slot.
+    pub fn new(
+        tx: tokio::sync::oneshot::Sender<Outcome>,
+        release: Box<dyn FnOnce() + Send>,
+    ) -> Answer {
+        Answer {
+            tx: Some(tx),
+            release: Some(release),
+        }
+    }
+
+    /// Free the pool slot (once).
+    pub fn release(&mut self) {
+        if let Some(r) = self.release.take() {
+            r();
+        }
+    }
+
+    /// Send the outcome (once), with the console lines written so far.
+    pub fn send(&mut self, result: Result<Reply, Failure>) {
+        let logs = CALL.with(|c| {
+            c.borrow_mut()
+                .as_mut()
+                .map(|c| std::mem::take(&mut c.logs))
+                .unwrap_or_default()
+        });
+        if let Some(tx) = self.tx.take() {
+            // The caller may have stopped waiting (timeout); nobody is left to tell.
+            let _ = tx.send((result, logs));
+        }
+    }
+
+    /// Whether the outcome is still to be sent.
+    pub fn pending(&self) -> bool {
+        self.tx.is_some()
+    }
 }
 
 /// Why an invocation produced no reply.
@@ -56,6 +118,17 @@ struct Call {
     logs: Vec<Log>,
     deadline: std::time::Instant,
     fetch_allow: std::sync::Arc<Vec<String>>,
+    local: Option<super::local::Local>,
+    max_body: usize,
+}
+
+/// The router for the current invocation's in-process requests, and their size limit.
+pub fn local_router() -> Option<(super::local::Local, usize)> {
+    CALL.with(|c| {
+        c.borrow()
+            .as_ref()
+            .and_then(|c| Some((c.local.clone()?, c.max_body)))
+    })
 }
 
 /// The current invocation's deadline and fetch allow-list.
@@ -88,6 +161,51 @@ pub(super) fn bytes_of(v: &JsValue, ctx: &mut Context) -> JsResult<Vec<u8>> {
             .collect(),
         None => Ok(Vec::new()),
     }
+}
+
+/// `[[name, value]…]` from JS into pairs.
+pub(super) fn headers_of(v: &JsValue, ctx: &mut Context) -> JsResult<Vec<(String, String)>> {
+    let mut headers = Vec::new();
+    if let Some(list) = v.as_object() {
+        let list = JsArray::from_object(list.clone())?;
+        for i in 0..list.length(ctx)? {
+            if let Some(pair) = list.get(i, ctx)?.as_object() {
+                let pair = JsArray::from_object(pair.clone())?;
+                headers.push((
+                    pair.get(0, ctx)?.to_string(ctx)?.to_std_string_escaped(),
+                    pair.get(1, ctx)?.to_string(ctx)?.to_std_string_escaped(),
+                ));
+            }
+        }
+    }
+    Ok(headers)
+}
+
+/// `{status, headers: [[name, value]…], body: Uint8Array}` for JS.
+pub(super) fn reply_object(
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    ctx: &mut Context,
+) -> JsResult<JsValue> {
+    let mut pairs: Vec<JsValue> = Vec::with_capacity(headers.len());
+    for (k, v) in headers {
+        pairs.push(
+            JsArray::from_iter(
+                [JsValue::from(js_string!(k)), JsValue::from(js_string!(v))],
+                ctx,
+            )
+            .into(),
+        );
+    }
+    let headers = JsArray::from_iter(pairs, ctx);
+    let body = JsUint8Array::from_iter(body, ctx)?;
+    let out = ObjectInitializer::new(ctx)
+        .property(js_string!("status"), status, Attribute::all())
+        .property(js_string!("headers"), headers, Attribute::all())
+        .property(js_string!("body"), body, Attribute::all())
+        .build();
+    Ok(out.into())
 }
 
 fn native_log(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResult<JsValue> {
@@ -208,6 +326,31 @@ fn install(ctx: &mut Context) -> JsResult<()> {
             js_string!("utf8Decode"),
             1,
         )
+        .function(
+            NativeFunction::from_fn_ptr(super::local::native_local),
+            js_string!("local"),
+            4,
+        )
+        .function(
+            NativeFunction::from_fn_ptr(super::crypto::native_digest),
+            js_string!("digest"),
+            2,
+        )
+        .function(
+            NativeFunction::from_fn_ptr(super::crypto::native_hmac),
+            js_string!("hmac"),
+            3,
+        )
+        .function(
+            NativeFunction::from_fn_ptr(super::crypto::native_equal),
+            js_string!("timingSafeEqual"),
+            2,
+        )
+        .function(
+            NativeFunction::from_fn_ptr(super::multipart::native_parse),
+            js_string!("multipart"),
+            2,
+        )
         .build();
     ctx.register_global_property(js_string!("__outpost"), native, Attribute::all())?;
     ctx.eval(Source::from_bytes(PRELUDE))?;
@@ -266,23 +409,38 @@ fn settle(p: &JsPromise, ctx: &mut Context) -> JsResult<PromiseState> {
     }
 }
 
-/// Run one invocation; returns its reply (or why none) and the console lines it wrote.
-pub fn run(inv: Invocation) -> (Result<Reply, Failure>, Vec<Log>) {
+/// Run one invocation, sending its outcome to `answer`; a streaming reply is sent when its head
+/// is known and its chunks follow while the function runs.
+pub fn run(inv: Invocation, answer: &mut Answer) {
     CALL.with(|c| {
         *c.borrow_mut() = Some(Call {
             env: inv.env.clone(),
             logs: Vec::new(),
             deadline: inv.deadline,
             fetch_allow: inv.fetch_allow.clone(),
+            local: inv.local.clone(),
+            max_body: inv.max_body,
         })
     });
-    let result = run_in_context(&inv);
-    let logs = CALL.with(|c| c.borrow_mut().take().map(|c| c.logs).unwrap_or_default());
-    (result, logs)
+    if let Err(failure) = run_in_context(&inv, answer) {
+        answer.release();
+        answer.send(Err(failure));
+    }
+    // Lines written while a reply streamed: its head (and log entry) went out before them.
+    let rest = CALL.with(|c| c.borrow_mut().take().map(|c| c.logs).unwrap_or_default());
+    for (level, line) in rest {
+        tracing::info!(url = %inv.url, level = %level, "{line}");
+    }
 }
 
-fn run_in_context(inv: &Invocation) -> Result<Reply, Failure> {
-    let mut ctx = Context::default();
+fn run_in_context(inv: &Invocation, answer: &mut Answer) -> Result<(), Failure> {
+    let mut ctx = Context::builder()
+        .module_loader(std::rc::Rc::new(Builtins::default()))
+        .host_hooks(std::rc::Rc::new(Hooks {
+            max_buffer: (inv.max_body as u64).saturating_mul(4),
+        }))
+        .build()
+        .map_err(|e| Failure::Boot(e.to_string()))?;
     let ctx = &mut ctx;
     ctx.runtime_limits_mut()
         .set_loop_iteration_limit(inv.loop_limit);
@@ -320,7 +478,89 @@ fn run_in_context(inv: &Invocation) -> Result<Reply, Failure> {
             ))
         }
     };
-    read_reply(ctx, &out).map_err(|e| Failure::Handler(describe(&e, ctx)))
+    let (reply, streams) =
+        read_reply(ctx, &out).map_err(|e| Failure::Handler(describe(&e, ctx)))?;
+    if !streams {
+        answer.release();
+        answer.send(Ok(reply));
+        return Ok(());
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    answer.send(Ok(Reply {
+        body: Body::Stream(rx),
+        ..reply
+    }));
+    pump(ctx, &tx, inv);
+    answer.release();
+    Ok(())
+}
+
+/// Send a streaming reply's chunks as the function produces them, within the deadline and the
+/// body limit; a failure ends the response early (the client sees it cut short).
+fn pump(
+    ctx: &mut Context,
+    tx: &tokio::sync::mpsc::Sender<Result<Vec<u8>, String>>,
+    inv: &Invocation,
+) {
+    let mut sent = 0usize;
+    loop {
+        if std::time::Instant::now() > inv.deadline {
+            let _ = tx.blocking_send(Err("the function ran out of time mid-stream".into()));
+            return;
+        }
+        let chunk = next_chunk(ctx).map_err(|e| describe(&e, ctx));
+        let chunk = match chunk {
+            Ok(Some(c)) => c,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(url = %inv.url, error = %e, "a streaming function failed");
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
+        };
+        sent += chunk.len();
+        if sent > inv.max_body {
+            let _ = tx.blocking_send(Err(format!(
+                "responses are limited to {} bytes",
+                inv.max_body
+            )));
+            return;
+        }
+        // The client went away: stop pulling.
+        if tx.blocking_send(Ok(chunk)).is_err() {
+            return;
+        }
+    }
+}
+
+/// The streaming reply's next chunk, or `None` at its end.
+fn next_chunk(ctx: &mut Context) -> JsResult<Option<Vec<u8>>> {
+    let read = ctx
+        .global_object()
+        .get(js_string!("__outpost_stream_read"), ctx)?;
+    let f = read
+        .as_callable()
+        .ok_or_else(|| boa_engine::JsNativeError::typ().with_message("no stream"))?;
+    let p = f.call(&JsValue::undefined(), &[], ctx)?;
+    let p = p
+        .as_object()
+        .and_then(|o| JsPromise::from_object(o.clone()).ok())
+        .ok_or_else(|| boa_engine::JsNativeError::typ().with_message("no stream promise"))?;
+    match settle(&p, ctx)? {
+        PromiseState::Fulfilled(v) => {
+            let Some(o) = v.as_object() else {
+                return Ok(None);
+            };
+            if o.get(js_string!("done"), ctx)?.to_boolean() {
+                return Ok(None);
+            }
+            Ok(Some(bytes_of(&o.get(js_string!("value"), ctx)?, ctx)?))
+        }
+        PromiseState::Rejected(e) => Err(JsError::from_opaque(e)),
+        PromiseState::Pending => Err(boa_engine::JsNativeError::typ()
+            .with_message("the stream waits for something that never comes")
+            .into()),
+    }
 }
 
 fn call_handler(ctx: &mut Context, inv: &Invocation, exported: &JsValue) -> JsResult<JsValue> {
@@ -356,7 +596,8 @@ fn call_handler(ctx: &mut Context, inv: &Invocation, exported: &JsValue) -> JsRe
     )
 }
 
-fn read_reply(ctx: &mut Context, out: &JsValue) -> JsResult<Reply> {
+/// The reply the prelude flattened, and whether its body streams.
+fn read_reply(ctx: &mut Context, out: &JsValue) -> JsResult<(Reply, bool)> {
     let obj = out
         .as_object()
         .ok_or_else(|| boa_engine::JsNativeError::typ().with_message("no response"))?;
@@ -375,10 +616,89 @@ fn read_reply(ctx: &mut Context, out: &JsValue) -> JsResult<Reply> {
             }
         }
     }
+    let streams = obj.get(js_string!("stream"), ctx)?.to_boolean();
     let body = bytes_of(&obj.get(js_string!("body"), ctx)?, ctx)?;
-    Ok(Reply {
-        status,
-        headers,
-        body,
-    })
+    Ok((
+        Reply {
+            status,
+            headers,
+            body: Body::Bytes(body),
+        },
+        streams,
+    ))
+}
+
+/// The module a function may import: `import { db } from "outpost"`. Anything else is refused
+/// with a reason (functions are single files; there is no package loader).
+#[derive(Default)]
+struct Builtins {
+    outpost: RefCell<Option<Module>>,
+}
+
+const OUTPOST_MODULE: &str = "export const db = globalThis.Outpost.db;
+export const broadcast = globalThis.Outpost.broadcast;
+export const webhooks = globalThis.Outpost.webhooks;
+export default globalThis.Outpost;
+";
+
+impl ModuleLoader for Builtins {
+    fn load_imported_module(
+        self: std::rc::Rc<Self>,
+        _referrer: Referrer,
+        request: ModuleRequest,
+        context: &RefCell<&mut Context>,
+    ) -> impl std::future::Future<Output = JsResult<Module>> {
+        let specifier = request.specifier().to_std_string_escaped();
+        let result = if specifier == "outpost" {
+            let cached = self.outpost.borrow().clone();
+            match cached {
+                Some(m) => Ok(m),
+                None => Module::parse(
+                    Source::from_bytes(OUTPOST_MODULE),
+                    None,
+                    &mut context.borrow_mut(),
+                )
+                .inspect(|m| *self.outpost.borrow_mut() = Some(m.clone())),
+            }
+        } else {
+            Err(boa_engine::JsNativeError::typ()
+                .with_message(format!(
+                    "cannot import {specifier}: a function is one file, and only the built-in \"outpost\" module can be imported"
+                ))
+                .into())
+        };
+        async { result }
+    }
+}
+
+/// Engine hooks: ArrayBuffers no larger than a bound, so one allocation cannot take the
+/// machine's memory.
+struct Hooks {
+    max_buffer: u64,
+}
+
+impl HostHooks for Hooks {
+    fn max_buffer_size(&self, _: &mut Context) -> u64 {
+        self.max_buffer
+    }
+}
+
+/// Whether `source` parses as a module, on a thread of its own with a worker's stack (the
+/// parser recurses on deep nesting).
+pub async fn check(source: &str) -> Result<(), String> {
+    let source = source.to_string();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("outpost-fn-check".into())
+        .stack_size(16 * 1024 * 1024)
+        .spawn(move || {
+            let mut ctx = Context::default();
+            let parsed = Module::parse(Source::from_bytes(source.as_bytes()), None, &mut ctx)
+                .map(|_| ())
+                .map_err(|e| describe(&e, &mut ctx));
+            let _ = tx.send(parsed);
+        })
+        .map_err(|e| format!("cannot check the code: {e}"))?;
+    rx.await
+        .map_err(|_| "the code could not be checked".to_string())?
 }

@@ -33,7 +33,8 @@ fn refused(state: &AppState, headers: &HeaderMap) -> Option<Response> {
 }
 
 /// Run `work` for a caller with the service_role key; errors become their JSON answers.
-async fn guarded(
+/// Every admin API handler goes through it.
+pub(crate) async fn guarded(
     state: &AppState,
     headers: &HeaderMap,
     work: impl std::future::Future<Output = JobsResult<Response>>,
@@ -69,7 +70,7 @@ pub struct NewWebhook {
     max_attempts: Option<u32>,
 }
 
-fn validate(state: &AppState, w: &NewWebhook) -> JobsResult<(Vec<String>, String)> {
+async fn validate(state: &AppState, w: &NewWebhook) -> JobsResult<(Vec<String>, String)> {
     if w.name.is_empty()
         || w.name.len() > 64
         || !w
@@ -127,7 +128,7 @@ fn validate(state: &AppState, w: &NewWebhook) -> JobsResult<(Vec<String>, String
             }
         }
         (None, Some(f)) => {
-            if !state.functions.exists(f) {
+            if !state.functions.exists(f).await {
                 return Err(JobsError::invalid(format!(
                     "function: no function named {f}"
                 )));
@@ -188,7 +189,7 @@ async fn create_webhook(
 ) -> Response {
     guarded(&state, &headers, async {
         let Json(w) = body.map_err(|e| JobsError::invalid(e.body_text()))?;
-        let (events, secret) = validate(&state, &w)?;
+        let (events, secret) = validate(&state, &w).await?;
         let name = w.name.clone();
         let stored_secret = secret.clone();
         let inserted = state

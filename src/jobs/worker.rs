@@ -109,7 +109,7 @@ async fn attempt(
 ) {
     let started = Instant::now();
     let mut outcome = if job.kind == "function" {
-        call_function(functions, &job.target, &job.payload).await
+        call_function(functions, &job.target, &job.payload, "cron").await
     } else {
         let hook = db
             .hooks
@@ -120,7 +120,7 @@ async fn attempt(
         match hook {
             Some(Webhook {
                 function: Some(f), ..
-            }) => call_function(functions, &f, &job.payload).await,
+            }) => call_function(functions, &f, &job.payload, "webhook").await,
             Some(h) => post(http, &h, &job).await,
             None => Outcome {
                 status_code: None,
@@ -158,9 +158,10 @@ async fn call_function(
     functions: &crate::functions::FunctionsService,
     name: &str,
     payload: &str,
+    trigger: &str,
 ) -> Outcome {
     let body = serde_json::from_str(payload).unwrap_or(serde_json::Value::Null);
-    match functions.call(name, &body).await {
+    match functions.call(name, &body, trigger).await {
         Ok(status) => Outcome {
             status_code: Some(status),
             duration_ms: 0,

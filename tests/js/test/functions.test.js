@@ -337,13 +337,22 @@ describe('cron', () => {
   });
 
   it('runs scheduled functions each second, never overlapping a run still going', async () => {
+    // One more, deployed through the admin API rather than the directory.
+    const base = `http://127.0.0.1:${upstream.address().port}`;
+    const deployed = await fetch(`${srv.url}/_/api/functions/dbtick`, {
+      method: 'PUT',
+      headers: { apikey: srv.serviceKey, Authorization: `Bearer ${srv.serviceKey}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ source: `Deno.serve(async () => { await fetch('${base}/dbtick', { method: 'POST' }); return new Response('ok'); });`, schedule: '* * * * * *' }),
+    });
+    assert.equal(deployed.status, 201);
     await new Promise((r) => setTimeout(r, 4500));
+    assert.ok(hits.filter((h) => h.path === '/dbtick').length >= 2, 'the deployed schedule did not fire');
     const ticks = hits.filter((h) => h.path === '/tick');
     assert.ok(ticks.length >= 3, `only ${ticks.length} ticks in 4.5 s`);
     for (const t of ticks) {
       assert.equal(t.body.schedule, '* * * * * *');
       assert.ok(!Number.isNaN(Date.parse(t.body.scheduled_at)));
-      assert.equal(t.body.trigger, 'internal');
+      assert.equal(t.body.trigger, 'cron');
     }
     const slow = hits.filter((h) => h.path === '/start' || h.path === '/end').map((h) => h.path);
     assert.ok(slow.filter((p) => p === '/start').length >= 2, slow.join(','));
@@ -357,6 +366,11 @@ describe('cron', () => {
     const done = await res.json();
     assert.ok(done.length >= 3);
     assert.ok(done.every((j) => j.kind === 'function'));
+    const logs = await (await fetch(`${srv.url}/_/api/functions/tick/logs`, {
+      headers: { apikey: srv.serviceKey, Authorization: `Bearer ${srv.serviceKey}` },
+    })).json();
+    assert.ok(logs.length >= 3);
+    assert.ok(logs.every((e) => e.trigger === 'cron' && e.status === 200));
   });
 });
 
@@ -417,7 +431,7 @@ describe('webhooks that call a function', () => {
     }
     assert.deepEqual(hits[0], {
       change: { type: 'INSERT', table: 'orders', schema: 'public', record: { id: 7, status: 'new' }, old_record: null },
-      trigger: 'internal',
+      trigger: 'webhook',
     });
   });
 });
