@@ -31,8 +31,10 @@ pub enum Refused {
 }
 
 impl Pool {
-    /// Start `workers` threads with room for `queue` waiting invocations.
-    pub fn start(workers: usize, queue: usize) -> Pool {
+    /// Start `workers` threads with room for `queue` waiting invocations; with `warm`, each
+    /// keeps a context ready (built at start, rebuilt after one is discarded) for bodies up to
+    /// `max_body`.
+    pub fn start(workers: usize, queue: usize, warm: Option<usize>) -> Pool {
         let (tx, rx) = channel::<Task>();
         let rx = Arc::new(Mutex::new(rx));
         let in_flight = Arc::new(AtomicUsize::new(0));
@@ -44,6 +46,9 @@ impl Pool {
                 // boa recurses on the native stack; give it room below its recursion limit.
                 .stack_size(16 * 1024 * 1024)
                 .spawn(move || loop {
+                    if let Some(max_body) = warm {
+                        runtime::prewarm(max_body);
+                    }
                     let task = match rx.lock() {
                         Ok(guard) => guard.recv(),
                         Err(p) => p.into_inner().recv(),

@@ -603,6 +603,19 @@
 
   // Called by Outpost: pick the handler (Deno.serve or `export default { fetch }`), call it,
   // and flatten its Response for the host.
+  let streamRead = null;
+  globalThis.__outpost_stream_read = () => (streamRead ? streamRead() : Promise.resolve({ done: true }));
+  // Between invocations in a warm context: forget the last one's handler, caller, timers and
+  // stream. Whether it left nothing behind (no timers) decides if the context is reused.
+  globalThis.__outpost_reset = () => {
+    handler = null;
+    callerAuth = null;
+    streamRead = null;
+    const idle = timers.size === 0;
+    timers.clear();
+    return idle;
+  };
+
   globalThis.__outpost_invoke = async (exported, method, url, headers, body) => {
     const fn = handler || (exported && typeof exported.fetch === 'function' ? exported.fetch.bind(exported) : null)
       || (typeof exported === 'function' ? exported : null);
@@ -613,8 +626,54 @@
     if (!(res instanceof Response)) throw new TypeError('the handler must return a Response');
     if (res._stream) {
       const reader = res._stream.getReader();
-      globalThis.__outpost_stream_read = () => reader.read().then(({ value, done }) => (done ? { done } : { done, value: toBytes(value) }));
+      streamRead = () => reader.read().then(({ value, done }) => (done ? { done } : { done, value: toBytes(value) }));
     }
     return { status: res.status, headers: [...res.headers], body: res._bytes, stream: !!res._stream };
   };
+
+  // A warm context serves one invocation after another (of any function), so the realm they
+  // share is frozen: no caller can leave state in a global or a built-in for the next one.
+  // Module scope, fresh for every invocation, is where a function keeps its state. Properties
+  // code commonly sets on its own objects (an Error subclass's `name`, an object's `toString`)
+  // become accessors that define the property on the object itself, as they would on an
+  // unfrozen prototype.
+  const overridable = (obj, prop) => {
+    const d = Object.getOwnPropertyDescriptor(obj, prop);
+    if (!d || !('value' in d)) return;
+    const { value } = d;
+    Object.defineProperty(obj, prop, {
+      get() { return value; },
+      set(v) {
+        if (this === obj) throw new TypeError(`Cannot assign to read only property '${String(prop)}' of a built-in`);
+        Object.defineProperty(this, prop, { value: v, writable: true, enumerable: true, configurable: true });
+      },
+      enumerable: d.enumerable,
+      configurable: false,
+    });
+  };
+  for (const C of [Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError, DOMException]) {
+    for (const p of ['name', 'message', 'constructor', 'toString']) overridable(C.prototype, p);
+  }
+  for (const p of ['constructor', 'toString', 'valueOf', 'toLocaleString']) overridable(Object.prototype, p);
+  for (const C of [Function, Array, Promise, Map, Set, Date, RegExp]) {
+    overridable(C.prototype, 'constructor');
+    overridable(C.prototype, 'toString');
+  }
+  const seen = new Set();
+  const harden = (o) => {
+    if (o === null || (typeof o !== 'object' && typeof o !== 'function') || seen.has(o)) return;
+    seen.add(o);
+    Object.freeze(o);
+    for (const k of Reflect.ownKeys(o)) {
+      const d = Object.getOwnPropertyDescriptor(o, k);
+      if ('value' in d) harden(d.value);
+      else { harden(d.get); harden(d.set); }
+    }
+    harden(Object.getPrototypeOf(o));
+  };
+  harden(globalThis);
+  // Intrinsics no global names, reached through instances.
+  const hidden = [async function () {}, function* () {}, async function* () {}, (function* () {})(), (async function* () {})(),
+    [][Symbol.iterator](), new Map()[Symbol.iterator](), new Set()[Symbol.iterator](), ''[Symbol.iterator](), 'x'.matchAll(/x/g)];
+  for (const h of hidden) harden(Object.getPrototypeOf(h));
 })();

@@ -33,6 +33,8 @@ pub struct Invocation {
     pub local: Option<super::local::Local>,
     /// Largest body an in-process answer may carry.
     pub max_body: usize,
+    /// Reuse this worker's warm context (a frozen realm) instead of building a fresh one.
+    pub warm: bool,
 }
 
 /// What the function answered.
@@ -142,7 +144,12 @@ pub fn call_limits() -> Option<(std::time::Instant, std::sync::Arc<Vec<String>>)
 
 thread_local! {
     static CALL: RefCell<Option<Call>> = const { RefCell::new(None) };
+    /// This worker's warm context and how many invocations it has served.
+    static WARM: RefCell<Option<(Context, u32)>> = const { RefCell::new(None) };
 }
+
+/// Invocations a warm context serves before it is rebuilt (its heap starts clean again).
+const WARM_USES: u32 = 10_000;
 
 pub(super) fn arg_str(args: &[JsValue], i: usize, ctx: &mut Context) -> JsResult<String> {
     Ok(args
@@ -433,19 +440,72 @@ pub fn run(inv: Invocation, answer: &mut Answer) {
     }
 }
 
-fn run_in_context(inv: &Invocation, answer: &mut Answer) -> Result<(), Failure> {
+/// A context with the prelude installed and its realm frozen.
+fn fresh_context(max_body: usize) -> Result<Context, Failure> {
     let mut ctx = Context::builder()
         .module_loader(std::rc::Rc::new(Builtins::default()))
         .host_hooks(std::rc::Rc::new(Hooks {
-            max_buffer: (inv.max_body as u64).saturating_mul(4),
+            max_buffer: (max_body as u64).saturating_mul(4),
         }))
         .build()
         .map_err(|e| Failure::Boot(e.to_string()))?;
-    let ctx = &mut ctx;
+    ctx.runtime_limits_mut().set_recursion_limit(512);
+    install(&mut ctx).map_err(|e| Failure::Boot(format!("prelude: {}", describe(&e, &mut ctx))))?;
+    Ok(ctx)
+}
+
+/// Build this worker's warm context now if it has none, so no caller waits for it.
+pub fn prewarm(max_body: usize) {
+    let missing = WARM.with(|w| w.borrow().is_none());
+    if !missing {
+        return;
+    }
+    match fresh_context(max_body) {
+        Ok(ctx) => WARM.with(|w| *w.borrow_mut() = Some((ctx, 0))),
+        Err(e) => tracing::error!(error = ?e, "cannot build a function context"),
+    }
+}
+
+/// Forget the last invocation's handler, caller, timers and stream; whether it left nothing
+/// pending behind.
+fn reset(ctx: &mut Context) -> bool {
+    // Jobs still queued belong to the invocation that just ended: run them now, under its
+    // limits, rather than in the next caller's.
+    if ctx.run_jobs().is_err() {
+        return false;
+    }
+    let reset = ctx.global_object().get(js_string!("__outpost_reset"), ctx);
+    match reset.ok().as_ref().and_then(JsValue::as_callable) {
+        Some(f) => f
+            .call(&JsValue::undefined(), &[], ctx)
+            .is_ok_and(|idle| idle.to_boolean()),
+        None => false,
+    }
+}
+
+fn run_in_context(inv: &Invocation, answer: &mut Answer) -> Result<(), Failure> {
+    let warm = if inv.warm {
+        WARM.with(|w| w.borrow_mut().take())
+    } else {
+        None
+    };
+    let (mut ctx, uses) = match warm {
+        Some(w) => w,
+        None => (fresh_context(inv.max_body)?, 0),
+    };
     ctx.runtime_limits_mut()
         .set_loop_iteration_limit(inv.loop_limit);
-    ctx.runtime_limits_mut().set_recursion_limit(512);
-    install(ctx).map_err(|e| Failure::Boot(format!("prelude: {}", describe(&e, ctx))))?;
+    let clean = invoke(&mut ctx, inv, answer)?;
+    // Only a context whose invocation finished cleanly serves the next one.
+    if inv.warm && clean && uses + 1 < WARM_USES && reset(&mut ctx) {
+        WARM.with(|w| *w.borrow_mut() = Some((ctx, uses + 1)));
+    }
+    Ok(())
+}
+
+/// The function's module, evaluated afresh, and its handler with the request; whether it ended
+/// cleanly (a reply, nothing thrown).
+fn invoke(ctx: &mut Context, inv: &Invocation, answer: &mut Answer) -> Result<bool, Failure> {
     let module = Module::parse(Source::from_bytes(inv.source.as_bytes()), None, ctx)
         .map_err(|e| Failure::Boot(describe(&e, ctx)))?;
     let loaded = module.load_link_evaluate(ctx);
@@ -483,39 +543,40 @@ fn run_in_context(inv: &Invocation, answer: &mut Answer) -> Result<(), Failure> 
     if !streams {
         answer.release();
         answer.send(Ok(reply));
-        return Ok(());
+        return Ok(true);
     }
     let (tx, rx) = tokio::sync::mpsc::channel(8);
     answer.send(Ok(Reply {
         body: Body::Stream(rx),
         ..reply
     }));
-    pump(ctx, &tx, inv);
+    let finished = pump(ctx, &tx, inv);
     answer.release();
-    Ok(())
+    Ok(finished)
 }
 
 /// Send a streaming reply's chunks as the function produces them, within the deadline and the
-/// body limit; a failure ends the response early (the client sees it cut short).
+/// body limit; a failure ends the response early (the client sees it cut short). Whether the
+/// stream reached its end.
 fn pump(
     ctx: &mut Context,
     tx: &tokio::sync::mpsc::Sender<Result<Vec<u8>, String>>,
     inv: &Invocation,
-) {
+) -> bool {
     let mut sent = 0usize;
     loop {
         if std::time::Instant::now() > inv.deadline {
             let _ = tx.blocking_send(Err("the function ran out of time mid-stream".into()));
-            return;
+            return false;
         }
         let chunk = next_chunk(ctx).map_err(|e| describe(&e, ctx));
         let chunk = match chunk {
             Ok(Some(c)) => c,
-            Ok(None) => return,
+            Ok(None) => return true,
             Err(e) => {
                 tracing::warn!(url = %inv.url, error = %e, "a streaming function failed");
                 let _ = tx.blocking_send(Err(e));
-                return;
+                return false;
             }
         };
         sent += chunk.len();
@@ -524,11 +585,11 @@ fn pump(
                 "responses are limited to {} bytes",
                 inv.max_body
             )));
-            return;
+            return false;
         }
         // The client went away: stop pulling.
         if tx.blocking_send(Ok(chunk)).is_err() {
-            return;
+            return false;
         }
     }
 }

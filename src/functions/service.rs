@@ -36,6 +36,9 @@ pub struct FunctionsConfig {
     pub fetch_allow: std::sync::Arc<Vec<String>>,
     /// Invocations kept in each function's log (`OUTPOST_FUNCTIONS_LOG_ENTRIES`, 100).
     pub log_entries: usize,
+    /// Reuse each worker's warm, frozen context (`OUTPOST_FUNCTIONS_WARM`, true); false builds
+    /// a fresh one for every invocation.
+    pub warm: bool,
 }
 
 fn number<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
@@ -43,7 +46,7 @@ fn number<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
         Ok(v) if !v.trim().is_empty() => v
             .trim()
             .parse()
-            .map_err(|_| format!("{name}={v} is not a number")),
+            .map_err(|_| format!("{name}={v} is not valid here")),
         _ => Ok(default),
     }
 }
@@ -62,6 +65,7 @@ impl FunctionsConfig {
             loop_limit: number("OUTPOST_FUNCTIONS_LOOP_LIMIT", 100_000_000)?,
             max_body: number("OUTPOST_FUNCTIONS_MAX_BODY_BYTES", 10 * 1024 * 1024)?,
             log_entries: number("OUTPOST_FUNCTIONS_LOG_ENTRIES", 100)?,
+            warm: number("OUTPOST_FUNCTIONS_WARM", true)?,
             fetch_allow: std::sync::Arc::new(
                 std::env::var("OUTPOST_FUNCTIONS_FETCH_ALLOW")
                     .unwrap_or_else(|_| "*".into())
@@ -130,7 +134,11 @@ pub fn valid_name(name: &str) -> bool {
 impl FunctionsService {
     /// Start the worker pool; `env` is what `Deno.env` shows every function besides secrets.
     pub fn new(config: FunctionsConfig, env: HashMap<String, String>, db: Db) -> FunctionsService {
-        let pool = Pool::start(config.workers, config.queue);
+        let pool = Pool::start(
+            config.workers,
+            config.queue,
+            config.warm.then_some(config.max_body),
+        );
         let logs = Logs::new(config.log_entries);
         FunctionsService {
             config,
@@ -239,6 +247,7 @@ impl FunctionsService {
             fetch_allow: self.config.fetch_allow.clone(),
             local: self.local.get().cloned(),
             max_body: self.config.max_body,
+            warm: self.config.warm,
         }
     }
 

@@ -153,6 +153,24 @@ const CODE = {
     for await (const c of new Response('xyz').body) chunks.push(c.length);
     return Response.json({ text, chunks });
   });`,
+  counter: `let n = 0;
+  Deno.serve(() => { n += 1; return Response.json({ n, leak: globalThis.leak ?? null, proto: [].leak ?? null }); });`,
+  polluter: `Deno.serve(() => {
+    const tries = {
+      global: () => { globalThis.leak = 'caller data'; },
+      array: () => { Array.prototype.leak = 'caller data'; },
+      hidden: () => { Object.getPrototypeOf(async function () {}).leak = 'caller data'; },
+      fetch: () => { globalThis.fetch = () => 'stolen'; },
+      outpost: () => { Outpost.db.from = () => 'stolen'; },
+      errorName: () => { Error.prototype.name = 'Hijacked'; },
+    };
+    const refused = [];
+    for (const [name, f] of Object.entries(tries)) { try { f(); } catch (e) { if (e instanceof TypeError) refused.push(name); } }
+    class MyError extends Error { constructor(m) { super(m); this.name = 'MyError'; } }
+    const o = {}; o.toString = () => 'custom';
+    setTimeout(() => {}, 60000);
+    return Response.json({ refused, error: String(new MyError('x')), object: String(o), leak: globalThis.leak ?? null });
+  });`,
 };
 
 describe('functions deployed through the admin API', () => {
@@ -389,6 +407,23 @@ describe('functions deployed through the admin API', () => {
       assert.deepEqual(got, [{ text: 'hi all' }]);
     } finally {
       await kit.closeAll();
+    }
+  });
+
+  it('reuses warm contexts without letting one caller leave state for the next', async () => {
+    await deploy('counter', CODE.counter);
+    await deploy('polluter', CODE.polluter);
+    for (let i = 0; i < 4; i++) {
+      const p = await invoke('polluter');
+      assert.deepEqual(p.data, {
+        refused: ['global', 'array', 'hidden', 'fetch', 'outpost', 'errorName'],
+        error: 'MyError: x',
+        object: 'custom',
+        leak: null,
+      });
+      // Module scope is fresh for every invocation; nothing reached the shared realm.
+      const c = await invoke('counter');
+      assert.deepEqual(c.data, { n: 1, leak: null, proto: null });
     }
   });
 
