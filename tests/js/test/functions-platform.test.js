@@ -26,6 +26,7 @@ CREATE TABLE notes (
 ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
 CREATE POLICY "own notes" ON notes FOR ALL TO authenticated
   USING (owner = auth.uid()) WITH CHECK (owner = auth.uid());
+CREATE FUNCTION note_count() RETURNS int STABLE AS $$ SELECT count(*) FROM notes $$;
 `;
 
 // Lives in --functions-dir: the admin API may not deploy over it.
@@ -63,6 +64,11 @@ const CODE = {
     if (action === 'update') {
       const r = await db.from('notes').update({ body }).eq('id', id).select();
       return Response.json(r);
+    }
+    if (action === 'count') {
+      const mine = await db.rpc('note_count');
+      const all = await db.asServiceRole().rpc('note_count');
+      return Response.json({ mine: mine.data, all: all.data });
     }
     if (action === 'bad') {
       const r = await db.from('no_such_table').select('*');
@@ -384,6 +390,8 @@ describe('functions deployed through the admin API', () => {
     r = await invoke('notes', { action: 'all' }, asA);
     assert.deepEqual(r.data.data, [{ id: 1, owner: A }, { id: 2, owner: A }, { id: 3, owner: B }]);
     assert.equal(r.data.count, 3);
+    r = await invoke('notes', { action: 'count' }, asA);
+    assert.deepEqual(r.data, { mine: 2, all: 3 });
     r = await invoke('notes', { action: 'bad' }, asA);
     assert.equal(r.data.status, 404);
     assert.equal(r.data.error.code, 'PGRST205');

@@ -110,6 +110,38 @@ describe('read replica', () => {
     assert.deepEqual(anon, [], 'anon sees nothing: no policy lets it');
   });
 
+  it('runs the functions and secrets deployed on the primary, under the same policies', async () => {
+    const admin = (srv, method, p, body) => fetch(`${srv.url}/_/api${p}`, {
+      method,
+      headers: { apikey: primary.serviceKey, Authorization: `Bearer ${primary.serviceKey}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    let res = await admin(primary, 'PUT', '/functions/mynotes', {
+      source: `import { db } from 'outpost';
+        Deno.serve(async () => {
+          const { data, error } = await db.from('notes').select('id').order('id');
+          return Response.json({ data, error, greeting: Deno.env.get('GREETING') ?? null });
+        });`,
+    });
+    assert.equal(res.status, 201);
+    res = await admin(primary, 'PUT', '/secrets', { GREETING: 'hello from the primary' });
+    assert.equal(res.status, 200);
+    const asA = onReplica(primary.anonKey);
+    const got = await eventually(async () => {
+      const r = await fetch(`${replica.url}/functions/v1/mynotes`, { headers: { Authorization: `Bearer ${userToken(A)}` } });
+      if (r.status !== 200) return null;
+      const body = await r.json();
+      return body.greeting ? body : null;
+    }, 'the function and its secret on the replica');
+    assert.deepEqual(got, { data: [{ id: 1 }], error: null, greeting: 'hello from the primary' });
+    const viaClient = await asA.functions.invoke('mynotes', { headers: { Authorization: `Bearer ${userToken(B)}` } });
+    assert.deepEqual(viaClient.data.data, [{ id: 2 }]);
+    // Deploying is a write: the replica refuses it.
+    res = await admin(replica, 'PUT', '/functions/other', { source: 'Deno.serve(() => new Response("x"))' });
+    assert.equal(res.status, 405);
+    assert.equal((await res.json()).code, 'read_only_replica');
+  });
+
   it('refuses writes in each API, naming the primary, and changes nothing', async () => {
     const svc = onReplica(primary.serviceKey);
     const ins = await svc.from('notes').insert({ id: 99, user_id: A, body: 'x' });
