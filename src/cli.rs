@@ -137,7 +137,7 @@ pub enum CliError {
     #[error("{0}")]
     Server(#[from] server::ServerError),
     #[error("{0}")]
-    Admin(#[from] admin::accounts::AdminError),
+    Admin(#[from] admin::accounts::AccountError),
     #[error("restore: {0}")]
     Restore(String),
 }

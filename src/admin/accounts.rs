@@ -10,7 +10,7 @@ const MIN_PASSWORD: usize = 10;
 
 /// Why an admin account could not be created.
 #[derive(Debug, thiserror::Error)]
-pub enum AdminError {
+pub enum AccountError {
     #[error("{0}")]
     Db(#[from] DbError),
     #[error("`{0}` is not an email address")]
@@ -24,17 +24,17 @@ pub enum AdminError {
 }
 
 /// Create an admin account in the database at `db_path` (migrating it first).
-pub fn create(db_path: &Path, email: &str, password_text: &str) -> Result<String, AdminError> {
+pub fn create(db_path: &Path, email: &str, password_text: &str) -> Result<String, AccountError> {
     let email =
-        crate::auth::normalize_email(email).map_err(|_| AdminError::BadEmail(email.to_string()))?;
+        crate::auth::normalize_email(email).map_err(|_| AccountError::BadEmail(email.to_string()))?;
     if password_text.chars().count() < MIN_PASSWORD {
-        return Err(AdminError::WeakPassword);
+        return Err(AccountError::WeakPassword);
     }
     if let Some(parent) = db_path.parent() {
         std::fs::create_dir_all(parent).map_err(DbError::from)?;
     }
     migrate::migrate_path(db_path, None)?;
-    let hash = password::hash(password_text).map_err(|e| AdminError::Hash(e.msg))?;
+    let hash = password::hash(password_text).map_err(|e| AccountError::Hash(e.msg))?;
     let conn = connection::open_writer(db_path).map_err(DbError::from)?;
     let id = uuid::Uuid::new_v4().to_string();
     let inserted = conn
@@ -45,7 +45,7 @@ pub fn create(db_path: &Path, email: &str, password_text: &str) -> Result<String
         )
         .map_err(DbError::from)?;
     if inserted == 0 {
-        return Err(AdminError::Exists(email));
+        return Err(AccountError::Exists(email));
     }
     Ok(email)
 }

@@ -1,4 +1,4 @@
-//! The admin web UI's own accounts (apart from the app's users).
+//! Admin: the web UI's own accounts (apart from the app's users) and the admin API's error.
 
 pub mod accounts;
 pub mod error;

@@ -68,11 +68,7 @@ pub fn native_fetch(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResul
             }
             let res = req.send().await.map_err(|e| e.to_string())?;
             let status = res.status().as_u16();
-            let headers: Vec<(String, String)> = res
-                .headers()
-                .iter()
-                .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_string())))
-                .collect();
+            let headers = super::runtime::header_pairs(res.headers());
             let bytes = res.bytes().await.map_err(|e| e.to_string())?;
             Ok::<_, String>((status, headers, bytes.to_vec()))
         })

@@ -61,11 +61,7 @@ pub fn native_local(_: &JsValue, args: &[JsValue], ctx: &mut Context) -> JsResul
         let work = async {
             let res = router.0.oneshot(req).await.map_err(|e| e.to_string())?;
             let status = res.status().as_u16();
-            let headers: Vec<(String, String)> = res
-                .headers()
-                .iter()
-                .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_string())))
-                .collect();
+            let headers = super::runtime::header_pairs(res.headers());
             let bytes = axum::body::to_bytes(res.into_body(), max_body)
                 .await
                 .map_err(|e| format!("the answer is too large: {e}"))?;

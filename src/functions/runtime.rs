@@ -170,6 +170,14 @@ pub(super) fn bytes_of(v: &JsValue, ctx: &mut Context) -> JsResult<Vec<u8>> {
     }
 }
 
+/// A header map's text values as pairs (values that are not text are left out).
+pub(super) fn header_pairs(headers: &axum::http::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_string())))
+        .collect()
+}
+
 /// `[[name, value]…]` from JS into pairs.
 pub(super) fn headers_of(v: &JsValue, ctx: &mut Context) -> JsResult<Vec<(String, String)>> {
     let mut headers = Vec::new();

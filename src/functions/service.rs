@@ -579,10 +579,7 @@ async fn answer(
         &function,
         method.to_string(),
         format!("{public}{uri}"),
-        headers
-            .iter()
-            .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_string())))
-            .collect(),
+        runtime::header_pairs(&headers),
         body.to_vec(),
         env,
     );
