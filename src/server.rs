@@ -182,7 +182,6 @@ async fn run(config: Config) -> Result<(), ServerError> {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect(),
-        db.clone(),
     ));
     let state = AppState::new(Services {
         db: db.clone(),
@@ -265,6 +264,9 @@ async fn run(config: Config) -> Result<(), ServerError> {
     if let Some(r) = &replicator {
         r.stop();
     }
+    // The router inside the functions service holds the state (and its database handle).
+    functions.close();
+    drop(functions);
     drop(db);
     // The writer thread finishes queued jobs, ships the rest of the WAL when replicating,
     // checkpoints (TRUNCATE) and closes.

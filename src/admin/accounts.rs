@@ -25,8 +25,8 @@ pub enum AccountError {
 
 /// Create an admin account in the database at `db_path` (migrating it first).
 pub fn create(db_path: &Path, email: &str, password_text: &str) -> Result<String, AccountError> {
-    let email =
-        crate::auth::normalize_email(email).map_err(|_| AccountError::BadEmail(email.to_string()))?;
+    let email = crate::auth::normalize_email(email)
+        .map_err(|_| AccountError::BadEmail(email.to_string()))?;
     if password_text.chars().count() < MIN_PASSWORD {
         return Err(AccountError::WeakPassword);
     }

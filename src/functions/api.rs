@@ -215,7 +215,7 @@ async fn logs(
 ) -> Response {
     guarded(&state, &headers, async {
         let Query(q) = query.map_err(|e| AdminError::invalid(e.body_text()))?;
-        if !state.functions.exists(&name).await {
+        if !state.functions.exists(&state.db, &name).await {
             return Err(AdminError::not_found(format!("no function named {name}")));
         }
         let entries = state.functions.logs.recent(

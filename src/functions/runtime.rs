@@ -144,8 +144,11 @@ pub fn call_limits() -> Option<(std::time::Instant, std::sync::Arc<Vec<String>>)
 
 thread_local! {
     static CALL: RefCell<Option<Call>> = const { RefCell::new(None) };
-    /// This worker's warm context and how many invocations it has served.
-    static WARM: RefCell<Option<(Context, u32)>> = const { RefCell::new(None) };
+    /// This worker's warm context and how many invocations it has served. Never dropped by the
+    /// thread-local destructor: boa's own thread-local heap may already be gone by then, so a
+    /// context still here when the thread ends is left to the process's exit.
+    static WARM: RefCell<Option<std::mem::ManuallyDrop<(Context, u32)>>> =
+        const { RefCell::new(None) };
 }
 
 /// Invocations a warm context serves before it is rebuilt (its heap starts clean again).
@@ -469,7 +472,7 @@ pub fn prewarm(max_body: usize) {
         return;
     }
     match fresh_context(max_body) {
-        Ok(ctx) => WARM.with(|w| *w.borrow_mut() = Some((ctx, 0))),
+        Ok(ctx) => WARM.with(|w| *w.borrow_mut() = Some(std::mem::ManuallyDrop::new((ctx, 0)))),
         Err(e) => tracing::error!(error = ?e, "cannot build a function context"),
     }
 }
@@ -493,7 +496,11 @@ fn reset(ctx: &mut Context) -> bool {
 
 fn run_in_context(inv: &Invocation, answer: &mut Answer) -> Result<(), Failure> {
     let warm = if inv.warm {
-        WARM.with(|w| w.borrow_mut().take())
+        WARM.with(|w| {
+            w.borrow_mut()
+                .take()
+                .map(std::mem::ManuallyDrop::into_inner)
+        })
     } else {
         None
     };
@@ -506,7 +513,7 @@ fn run_in_context(inv: &Invocation, answer: &mut Answer) -> Result<(), Failure> 
     let clean = invoke(&mut ctx, inv, answer)?;
     // Only a context whose invocation finished cleanly serves the next one.
     if inv.warm && clean && uses + 1 < WARM_USES && reset(&mut ctx) {
-        WARM.with(|w| *w.borrow_mut() = Some((ctx, uses + 1)));
+        WARM.with(|w| *w.borrow_mut() = Some(std::mem::ManuallyDrop::new((ctx, uses + 1))));
     }
     Ok(())
 }

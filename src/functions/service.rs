@@ -17,7 +17,7 @@ use axum::routing::any;
 use axum::Router;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 /// Settings from `--functions-dir` and `OUTPOST_FUNCTIONS_*`.
@@ -112,9 +112,9 @@ pub struct FunctionsService {
     cache: Mutex<HashMap<String, Loaded>>,
     /// `SUPABASE_URL`, `SUPABASE_ANON_KEY`, `SUPABASE_SERVICE_ROLE_KEY`.
     env: HashMap<String, String>,
-    db: Db,
-    /// Outpost's router, set once it is built, for in-process requests from functions.
-    local: OnceLock<Local>,
+    /// Outpost's router, set once it is built, for in-process requests from functions; taken
+    /// away at shutdown (it holds the state that holds this service).
+    local: RwLock<Option<Local>>,
     /// The last invocations of each function.
     pub logs: Logs,
 }
@@ -133,7 +133,7 @@ pub fn valid_name(name: &str) -> bool {
 
 impl FunctionsService {
     /// Start the worker pool; `env` is what `Deno.env` shows every function besides secrets.
-    pub fn new(config: FunctionsConfig, env: HashMap<String, String>, db: Db) -> FunctionsService {
+    pub fn new(config: FunctionsConfig, env: HashMap<String, String>) -> FunctionsService {
         let pool = Pool::start(
             config.workers,
             config.queue,
@@ -145,20 +145,28 @@ impl FunctionsService {
             pool,
             cache: Mutex::new(HashMap::new()),
             env,
-            db,
-            local: OnceLock::new(),
+            local: RwLock::new(None),
             logs,
         }
     }
 
     /// Let functions reach Outpost's APIs in-process through `router`.
     pub fn set_router(&self, router: axum::Router) {
-        let _ = self.local.set(Local(router));
+        if let Ok(mut l) = self.local.write() {
+            *l = Some(Local(router));
+        }
+    }
+
+    /// Let go of the router (at shutdown), so the state it holds can be dropped.
+    pub fn close(&self) {
+        if let Ok(mut l) = self.local.write() {
+            *l = None;
+        }
     }
 
     /// Whether a function named `name` exists.
-    pub async fn exists(&self, name: &str) -> bool {
-        matches!(self.load(name).await, Ok(Some(_)))
+    pub async fn exists(&self, db: &Db, name: &str) -> bool {
+        matches!(self.load(db, name).await, Ok(Some(_)))
     }
 
     /// Whether `name` is a folder in `--functions-dir` (those are edited on disk, not deployed).
@@ -188,10 +196,9 @@ impl FunctionsService {
 
     /// Every function with a schedule: `(name, cron expression)`; a folder hides a deployed
     /// function of the same name.
-    pub async fn schedules(&self) -> Vec<(String, String)> {
+    pub async fn schedules(&self, db: &Db) -> Vec<(String, String)> {
         let files = self.directory();
-        let deployed = self
-            .db
+        let deployed = db
             .read(None, |conn| store::schedules(conn).map_err(DbError::from))
             .await
             .unwrap_or_else(|e| {
@@ -213,9 +220,8 @@ impl FunctionsService {
 
     /// What `Deno.env` shows: the secrets, then the project's URL and keys (which no secret
     /// may replace).
-    async fn environment(&self) -> HashMap<String, String> {
-        let mut env = self
-            .db
+    async fn environment(&self, db: &Db) -> HashMap<String, String> {
+        let mut env = db
             .read(None, |conn| store::secrets(conn).map_err(DbError::from))
             .await
             .unwrap_or_else(|e| {
@@ -245,7 +251,7 @@ impl FunctionsService {
             loop_limit: self.config.loop_limit,
             deadline: std::time::Instant::now() + self.config.timeout,
             fetch_allow: self.config.fetch_allow.clone(),
-            local: self.local.get().cloned(),
+            local: self.local.read().ok().and_then(|l| l.clone()),
             max_body: self.config.max_body,
             warm: self.config.warm,
         }
@@ -255,12 +261,13 @@ impl FunctionsService {
     /// service_role; `trigger` names the caller in the logs.
     pub async fn call(
         &self,
+        db: &Db,
         name: &str,
         body: &serde_json::Value,
         trigger: &str,
     ) -> Result<u16, CallError> {
         let function = self
-            .load(name)
+            .load(db, name)
             .await
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("no function named {name}"))?;
@@ -270,7 +277,7 @@ impl FunctionsService {
             .get("SUPABASE_SERVICE_ROLE_KEY")
             .cloned()
             .unwrap_or_default();
-        let env = self.environment().await;
+        let env = self.environment(db).await;
         let invocation = self.invocation(
             &function,
             "POST".into(),
@@ -319,7 +326,7 @@ impl FunctionsService {
 
     /// The function `name`: a folder in `--functions-dir` first, else a deployed one; cached
     /// until its files or its version change.
-    pub(super) async fn load(&self, name: &str) -> Result<Option<Loaded>, DbError> {
+    pub(super) async fn load(&self, db: &Db, name: &str) -> Result<Option<Loaded>, DbError> {
         if !valid_name(name) {
             return Ok(None);
         }
@@ -334,8 +341,7 @@ impl FunctionsService {
             .filter(|l| l.origin == Origin::Database);
         let known = cached.as_ref().map(|l| l.stamp.clone());
         let key = name.to_string();
-        let fresh = self
-            .db
+        let fresh = db
             .read(None, move |conn| {
                 let Some(version) = store::version(conn, &key)? else {
                     return Ok(None);
@@ -519,7 +525,7 @@ async fn answer(
     log: &mut Record,
 ) -> (Response, Option<String>) {
     let service = &state.functions;
-    let function = match service.load(name).await {
+    let function = match service.load(&state.db, name).await {
         Ok(Some(f)) => f,
         Ok(None) => {
             return relay(
@@ -574,7 +580,7 @@ async fn answer(
         );
     }
     let public = service.env.get("SUPABASE_URL").cloned().unwrap_or_default();
-    let env = service.environment().await;
+    let env = service.environment(&state.db).await;
     let invocation = service.invocation(
         &function,
         method.to_string(),

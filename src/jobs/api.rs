@@ -128,7 +128,7 @@ async fn validate(state: &AppState, w: &NewWebhook) -> JobsResult<(Vec<String>, 
             }
         }
         (None, Some(f)) => {
-            if !state.functions.exists(f).await {
+            if !state.functions.exists(&state.db, f).await {
                 return Err(JobsError::invalid(format!(
                     "function: no function named {f}"
                 )));

@@ -29,7 +29,7 @@ pub async fn run(db: Db, functions: Arc<FunctionsService>) {
     loop {
         tick.tick().await;
         let now = Utc::now();
-        let schedules = functions.schedules().await;
+        let schedules = functions.schedules(&db).await;
         next.retain(|name, _| schedules.iter().any(|(n, _)| n == name));
         for (name, expr) in schedules {
             let entry = next.get(&name).filter(|(e, _)| *e == expr).cloned();

@@ -109,7 +109,7 @@ async fn attempt(
 ) {
     let started = Instant::now();
     let mut outcome = if job.kind == "function" {
-        call_function(functions, &job.target, &job.payload, "cron").await
+        call_function(db, functions, &job.target, &job.payload, "cron").await
     } else {
         let hook = db
             .hooks
@@ -120,7 +120,7 @@ async fn attempt(
         match hook {
             Some(Webhook {
                 function: Some(f), ..
-            }) => call_function(functions, &f, &job.payload, "webhook").await,
+            }) => call_function(db, functions, &f, &job.payload, "webhook").await,
             Some(h) => post(http, &h, &job).await,
             None => Outcome {
                 status_code: None,
@@ -155,13 +155,14 @@ async fn attempt(
 
 /// Call a function with a job's payload (cron firings, webhooks that target a function).
 async fn call_function(
+    db: &Db,
     functions: &crate::functions::FunctionsService,
     name: &str,
     payload: &str,
     trigger: &str,
 ) -> Outcome {
     let body = serde_json::from_str(payload).unwrap_or(serde_json::Value::Null);
-    match functions.call(name, &body, trigger).await {
+    match functions.call(db, name, &body, trigger).await {
         Ok(status) => Outcome {
             status_code: Some(status),
             duration_ms: 0,
