@@ -349,6 +349,9 @@ class Outpost(Server):
                                 body={"email": "user0@bench.local", "password": "benchpass123"}),
             "auth_refresh": dict(method="REFRESH", path="/auth/v1/token?grant_type=refresh_token",
                                  headers={"apikey": self.anon}, tokens=self.refresh_tokens),
+            # Functions (see FUNCTIONS): JWT verification on, as by default.
+            "fn_hello": dict(method="GET", path="/functions/v1/hello", headers=anon),
+            "fn_db_read": dict(method="GET", path="/functions/v1/read", headers=anon),
         }.get(w)
 
 
@@ -362,7 +365,8 @@ class PocketBase(Server):
                        check=True, stdout=subprocess.DEVNULL)
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
-        self.proc = subprocess.Popen(prefix + [str(self.binary), "serve", "--http", f"127.0.0.1:{port}", "--dir", str(data)],
+        self.proc = subprocess.Popen(prefix + [str(self.binary), "serve", "--http", f"127.0.0.1:{port}", "--dir", str(data),
+                                               *self.extra_args],
                                      stdout=open(self.dir / "server.log", "w"), stderr=subprocess.STDOUT)
 
     def setup(self, rows: int) -> None:
@@ -421,6 +425,9 @@ class PocketBase(Server):
                                 body={"identity": "user0@bench.local", "password": "benchpass123"}),
             # PocketBase's tokens are stateless: one token can be refreshed again and again.
             "auth_refresh": dict(method="POST", path="/api/collections/users/auth-refresh", headers=user),
+            # The same two custom routes as JS hooks (pb_hooks, see PB_HOOKS).
+            "fn_hello": dict(method="GET", path="/bench/hello"),
+            "fn_db_read": dict(method="GET", path="/bench/read"),
         }.get(w)
 
 
@@ -741,6 +748,202 @@ def realtime_bench(args) -> None:
               f"{res.get('p50')} ms | {res.get('p99')} ms | {per_gb:,.0f} |")
     print(f"\nBroadcast: one sender, {bres.get('receivers')} receivers: {bres.get('messages_per_s', 0):,.0f} messages/s in, "
           f"{bres.get('deliveries_per_s', 0):,.0f} deliveries/s out ({bres.get('received')} of {bres.get('expected')} delivered).")
+
+
+# ---------------------------------------------------------------------------- functions
+
+# Outpost functions (Supabase/Deno style) and the same routes as PocketBase JS hooks.
+FUNCTIONS = {
+    "hello": 'Deno.serve(() => Response.json({ hello: "world" }));\n',
+    "read": """import { db } from "outpost";
+Deno.serve(async () => {
+  const { data, error } = await db.from("todos").select("id,title,done,priority").order("id").limit(10);
+  if (error) return Response.json(error, { status: 500 });
+  return Response.json(data);
+});
+""",
+}
+
+PB_HOOKS = """routerAdd("GET", "/bench/hello", (e) => e.json(200, { hello: "world" }));
+routerAdd("GET", "/bench/read", (e) => {
+  const records = $app.findRecordsByFilter("todos", "priority >= 0", "id", 10, 0);
+  return e.json(200, records);
+});
+"""
+
+
+class Receiver:
+    """A loopback HTTP/1.1 server that answers 200 to everything and counts the requests."""
+
+    def __init__(self):
+        import asyncio
+        self.count = 0
+        self.loop = asyncio.new_event_loop()
+        self.port = 0
+        ready = threading.Event()
+
+        async def handle(reader, writer):
+            try:
+                while True:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    m = re.search(rb"content-length:\s*(\d+)", head, re.I)
+                    if m:
+                        await reader.readexactly(int(m.group(1)))
+                    self.count += 1
+                    writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    await writer.drain()
+            except (asyncio.IncompleteReadError, ConnectionError):
+                writer.close()
+
+        async def serve():
+            server = await asyncio.start_server(handle, "127.0.0.1", 0)
+            self.port = server.sockets[0].getsockname()[1]
+            ready.set()
+            async with server:
+                await server.serve_forever()
+
+        threading.Thread(target=lambda: self.loop.run_until_complete(serve()), daemon=True).start()
+        ready.wait(10)
+
+
+def _first_ok(url: str, started: float, headers: dict, timeout: float = 60) -> float:
+    """Milliseconds from `started` until `url` first answers 200."""
+    while time.perf_counter() - started < timeout:
+        req = urllib.request.Request(url, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=2) as r:
+                if r.status == 200:
+                    r.read()
+                    return (time.perf_counter() - started) * 1000
+        except (urllib.error.URLError, ConnectionError, OSError):
+            pass
+        time.sleep(0.002)
+    raise RuntimeError(f"{url} never answered 200")
+
+
+def _one_ms(url: str, headers: dict) -> float:
+    req = urllib.request.Request(url, headers=headers)
+    t0 = time.perf_counter()
+    with urllib.request.urlopen(req, timeout=30) as r:
+        r.read()
+        if r.status != 200:
+            raise RuntimeError(f"{url}: {r.status}")
+    return (time.perf_counter() - t0) * 1000
+
+
+def functions_bench(args) -> None:
+    """Functions: warm invocation latency and throughput (trivial, one database read) against the
+    same routes in PocketBase's JS hooks; a fresh context per call; cold starts; webhook
+    deliveries per second."""
+    wrk = ensure_wrk()
+    server_prefix, load_prefix, pin_text = pinning()
+    outpost_bin, _ = build(args.skip_build)
+    conns = [int(c) for c in args.conns.split(",") if c]
+    if args.quick:
+        conns, args.runs, args.duration, args.warmup = [16], 1, 3.0, 1.0
+    work = Path(tempfile.mkdtemp(prefix="outpost-bench-fn-"))
+    fns = work / "functions"
+    for name, code in FUNCTIONS.items():
+        (fns / name).mkdir(parents=True)
+        (fns / name / "index.js").write_text(code)
+    hooks = work / "pb_hooks"
+    hooks.mkdir()
+    (hooks / "main.pb.js").write_text(PB_HOOKS)
+    out = {"machine": machine() | {"pinning": pin_text, "runs": args.runs, "duration": args.duration,
+                                   "pocketbase": POCKETBASE_VERSION}, "conns": conns, "warm": {}, "cold": {}}
+    rows = 1000
+    try:
+        systems = [
+            ("outpost", Outpost("outpost", outpost_bin, extra_args=["--functions-dir", str(fns)])),
+            ("outpost_fresh", Outpost("outpost", outpost_bin, extra_args=["--functions-dir", str(fns)],
+                                      extra_env={"OUTPOST_FUNCTIONS_WARM": "false"})),
+            ("pocketbase", PocketBase("pocketbase", ensure_pocketbase(), extra_args=["--hooksDir", str(hooks)])),
+        ]
+        for key, srv in systems:
+            started = time.perf_counter()
+            srv.start(server_prefix)
+            try:
+                if key == "pocketbase":
+                    first = _first_ok(srv.url + "/bench/hello", started, {})
+                else:
+                    anon = jwt({"role": "anon", "iss": "outpost"})
+                    first = _first_ok(srv.url + "/functions/v1/hello", started, {"apikey": anon, "authorization": f"Bearer {anon}"})
+                out["cold"][f"{key}_start_to_first_answer_ms"] = first
+                log(f"{key}: process start → first answer of the hello route: {first:.0f} ms")
+                srv.setup(rows)
+                time.sleep(1)
+                entry = {}
+                for w in ("fn_hello", "fn_db_read"):
+                    for c in conns if key != "outpost_fresh" else [c for c in conns if c <= 16]:
+                        r = measure(srv, wrk, load_prefix, w, c, args)
+                        log(f"{key}: {w} @ {c}: {r['rps']:,.0f} req/s, p50 {r['p50_ms']} ms, errors {r['errors']}")
+                        entry.setdefault(w, {})[str(c)] = r
+                entry["rss_kb"] = rss_kb(srv.proc.pid)
+                out["warm"][key] = entry
+                if key == "outpost":
+                    # The first call after the code changed on disk: re-read, then run.
+                    headers = {"apikey": srv.anon, "authorization": f"Bearer {srv.anon}"}
+                    samples = []
+                    for i in range(5):
+                        (fns / "hello" / "index.js").write_text(FUNCTIONS["hello"].replace("world", f"world {i}"))
+                        time.sleep(0.05)
+                        samples.append(_one_ms(srv.url + "/functions/v1/hello", headers))
+                    out["cold"]["outpost_after_change_ms"] = statistics.median(samples)
+                    (fns / "hello" / "index.js").write_text(FUNCTIONS["hello"])
+                    # Webhook deliveries per second, through the durable queue.
+                    recv = Receiver()
+                    service = jwt({"role": "service_role", "iss": "outpost"})
+                    svc = {"apikey": service, "authorization": f"Bearer {service}"}
+                    http("POST", f"{srv.url}/_/api/webhooks", {"name": "bench", "table": "rt_bench", "events": ["INSERT"],
+                                                               "url": f"http://127.0.0.1:{recv.port}/hook"}, svc)
+                    n = 3000 if not args.quick else 500
+                    t0 = time.perf_counter()
+                    for i in range(0, n, 500):
+                        http("POST", f"{srv.url}/rest/v1/rt_bench", [{"id": j, "n": j} for j in range(i, min(n, i + 500))], svc)
+                    inserted = time.perf_counter() - t0
+                    while recv.count < n and time.perf_counter() - t0 < 300:
+                        time.sleep(0.01)
+                    took = time.perf_counter() - t0
+                    if recv.count < n:
+                        raise RuntimeError(f"only {recv.count} of {n} webhook deliveries within 300 s")
+                    out["webhooks"] = {"rows": n, "insert_s": inserted, "delivered_s": took, "per_s": n / took}
+                    log(f"webhooks: {n} deliveries in {took:.2f} s ({n / took:,.0f}/s; inserts took {inserted:.2f} s)")
+            finally:
+                srv.stop()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    w = out["warm"]
+    print(f"Machine: {out['machine']['cores']} cores, {out['machine']['cpu']}; {pin_text}; wrk, {args.runs} runs × "
+          f"{args.duration:.0f} s per cell after a {args.warmup:.0f} s warm-up; median requests/s, p50/p99 latency.")
+    print("| route | conns | Outpost function (warm context) | Outpost, fresh context per call | PocketBase pb_hooks routerAdd | Outpost / PocketBase |")
+    print("|---|---|---|---|---|---|")
+
+    def cell(key, wl, c):
+        r = w.get(key, {}).get(wl, {}).get(str(c))
+        if not r:
+            return "—", None
+        err = f" ⚠{r['errors']} errors" if r["errors"] else ""
+        return f"{r['rps']:,.0f}/s, {r['p50_ms']:.2f} / {r['p99_ms']:.2f} ms{err}", r
+
+    for wl, label in (("fn_hello", "trivial JSON"), ("fn_db_read", "10 rows from the database")):
+        for c in conns:
+            a, ra = cell("outpost", wl, c)
+            f, _ = cell("outpost_fresh", wl, c)
+            p, rp = cell("pocketbase", wl, c)
+            print(f"| {label} | {c} | {a} | {f} | {p} | {ratio(ra, rp)} |")
+    cold = out["cold"]
+    print(f"\nProcess start → first 200 from the hello route: Outpost {cold['outpost_start_to_first_answer_ms']:.0f} ms, "
+          f"PocketBase {cold['pocketbase_start_to_first_answer_ms']:.0f} ms. First call after `index.js` changed "
+          f"(re-read, parsed, run): {cold['outpost_after_change_ms']:.2f} ms (median of 5).")
+    wh = out["webhooks"]
+    print(f"Database webhooks: {wh['rows']:,} inserts (batches of 500) → {wh['rows']:,} signed deliveries to a loopback "
+          f"receiver in {wh['delivered_s']:.2f} s: {wh['per_s']:,.0f} deliveries/s (OUTPOST_JOBS_CONCURRENCY 8).")
+    out_dir = BENCH / "results"
+    out_dir.mkdir(exist_ok=True)
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    (out_dir / f"functions-{stamp}.json").write_text(json.dumps(out, indent=2))
+    log(f"wrote {out_dir / ('functions-' + stamp + '.json')}")
 
 
 # ---------------------------------------------------------------------------- storage
@@ -1068,7 +1271,13 @@ def main() -> None:
     ap.add_argument("--replication", action="store_true",
                     help="replication instead: insert throughput with replication off/on/Litestream beside, "
                          "commit → replica latency, replica apply lag, restore MB/s")
+    ap.add_argument("--functions", action="store_true",
+                    help="functions instead: warm and fresh-context invocation (trivial, one database read) against "
+                         "PocketBase's JS hooks, cold starts, webhook deliveries/s")
     args = ap.parse_args()
+    if args.functions:
+        functions_bench(args)
+        return
     if args.report:
         saved = json.loads(Path(args.report).read_text())
         table = report(saved, saved["machine"])
