@@ -424,8 +424,13 @@
   };
   const local = (method, path, headers, body) => {
     const out = native.local(method, path, [...new Headers(headers)], body === undefined ? new Uint8Array(0) : toBytes(body));
-    const text = native.utf8Decode(out.body);
-    return { status: out.status, headers: new Headers(out.headers), text };
+    const parsed = out.json;
+    return {
+      status: out.status,
+      headers: new Headers(out.headers),
+      json: parsed,
+      get text() { return native.utf8Decode(out.body); },
+    };
   };
   const parseJson = (text) => { try { return JSON.parse(text); } catch { return null; } };
   const pgValue = (v) => (v === null ? 'null' : Array.isArray(v) ? `{${v.map((x) => JSON.stringify(x)).join(',')}}` : typeof v === 'object' ? JSON.stringify(v) : String(v));
@@ -445,8 +450,18 @@
     _set(key, value) { this._params = this._params.filter(([k]) => k !== key); this._params.push([key, value]); return this; }
     _filter(column, op, value) { this._params.push([column, `${op}.${value}`]); return this; }
     select(columns = '*', { count, head } = {}) {
-      let quoted = false;
-      const cols = [...String(columns)].filter((c) => { if (c === '"') quoted = !quoted; return quoted || !/\s/.test(c); }).join('');
+      // Whitespace goes, except inside double-quoted names.
+      const text = String(columns);
+      let cols = text;
+      if (!text.includes('"')) cols = text.replace(/\s+/g, '');
+      else {
+        let quoted = false;
+        cols = '';
+        for (const c of text) {
+          if (c === '"') quoted = !quoted;
+          if (quoted || (c !== ' ' && c !== '\n' && c !== '\t' && c !== '\r')) cols += c;
+        }
+      }
       this._set('select', cols);
       if (this._method === 'GET' || this._method === 'HEAD') { if (head) this._method = 'HEAD'; } else this._prefer.push('return=representation');
       if (count) this._prefer.push(`count=${count}`);
@@ -519,7 +534,7 @@
       const range = res.headers.get('content-range');
       if (range && range.includes('/') && !range.endsWith('/*')) count = Number(range.split('/')[1]);
       if (res.status >= 200 && res.status < 300) {
-        data = this._accept === 'text/csv' ? res.text : res.text ? parseJson(res.text) : null;
+        data = this._accept === 'text/csv' ? res.text : res.json !== undefined ? res.json : res.text ? parseJson(res.text) : null;
         if (this._maybe && Array.isArray(data)) {
           if (data.length > 1) {
             error = { code: 'PGRST116', message: 'JSON object requested, multiple (or no) rows returned', details: `Results contain ${data.length} rows`, hint: null };
@@ -527,7 +542,7 @@
           } else data = data.length ? data[0] : null;
         }
       } else {
-        error = parseJson(res.text) || { message: res.text, code: String(res.status), details: null, hint: null };
+        error = res.json || parseJson(res.text) || { message: res.text, code: String(res.status), details: null, hint: null };
       }
       if (error && this._throw) throw Object.assign(new Error(error.message), error);
       return { data, error, count, status: res.status, statusText: '' };
