@@ -252,7 +252,9 @@ class Server:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-        if self.dir:
+        if self.dir and os.environ.get("BENCH_KEEP"):
+            log(f"{self.name}: kept {self.dir} (BENCH_KEEP)")
+        elif self.dir:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -578,6 +580,8 @@ def wrk_once(wrk: str, prefix: list[str], url: str, script: Path, conns: int, se
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(int(x) for x in sock.groups()) if sock else 0)
+    if errors:
+        log("wrk: " + "; ".join(m.group(0) for m in (non2xx, sock) if m))
     p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)", out)
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
 

@@ -56,6 +56,12 @@ impl Pool {
                     let Ok(task) = task else {
                         return;
                     };
+                    // A caller that went away before its turn (a closed connection) is not
+                    // run: the queue drains at once instead of working for nobody.
+                    if task.reply.is_closed() {
+                        in_flight.fetch_sub(1, Ordering::SeqCst);
+                        continue;
+                    }
                     let slot = in_flight.clone();
                     // Freed before the answer, so a caller that sends its next request as soon
                     // as it has the answer finds the slot free.

@@ -666,14 +666,6 @@
       configurable: false,
     });
   };
-  for (const C of [Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError, DOMException]) {
-    for (const p of ['name', 'message', 'constructor', 'toString']) overridable(C.prototype, p);
-  }
-  for (const p of ['constructor', 'toString', 'valueOf', 'toLocaleString']) overridable(Object.prototype, p);
-  for (const C of [Function, Array, Promise, Map, Set, Date, RegExp]) {
-    overridable(C.prototype, 'constructor');
-    overridable(C.prototype, 'toString');
-  }
   const seen = new Set();
   const harden = (o) => {
     if (o === null || (typeof o !== 'object' && typeof o !== 'function') || seen.has(o)) return;
@@ -686,9 +678,21 @@
     }
     harden(Object.getPrototypeOf(o));
   };
-  harden(globalThis);
-  // Intrinsics no global names, reached through instances.
-  const hidden = [async function () {}, function* () {}, async function* () {}, (function* () {})(), (async function* () {})(),
-    [][Symbol.iterator](), new Map()[Symbol.iterator](), new Set()[Symbol.iterator](), ''[Symbol.iterator](), 'x'.matchAll(/x/g)];
-  for (const h of hidden) harden(Object.getPrototypeOf(h));
+  // Called by the host for a context that will serve more than one invocation (a fresh context
+  // per call has nothing to protect, and freezing costs more than the call).
+  globalThis.__outpost_harden = () => {
+    for (const C of [Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError, DOMException]) {
+      for (const p of ['name', 'message', 'constructor', 'toString']) overridable(C.prototype, p);
+    }
+    for (const p of ['constructor', 'toString', 'valueOf', 'toLocaleString']) overridable(Object.prototype, p);
+    for (const C of [Function, Array, Promise, Map, Set, Date, RegExp]) {
+      overridable(C.prototype, 'constructor');
+      overridable(C.prototype, 'toString');
+    }
+    harden(globalThis);
+    // Intrinsics no global names, reached through instances.
+    const hidden = [async function () {}, function* () {}, async function* () {}, (function* () {})(), (async function* () {})(),
+      [][Symbol.iterator](), new Map()[Symbol.iterator](), new Set()[Symbol.iterator](), ''[Symbol.iterator](), 'x'.matchAll(/x/g)];
+    for (const h of hidden) harden(Object.getPrototypeOf(h));
+  };
 })();

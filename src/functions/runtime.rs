@@ -457,8 +457,8 @@ pub fn run(inv: Invocation, answer: &mut Answer) {
     }
 }
 
-/// A context with the prelude installed and its realm frozen.
-fn fresh_context(max_body: usize) -> Result<Context, Failure> {
+/// A context with the prelude installed; its realm frozen when it is to serve call after call.
+fn fresh_context(max_body: usize, warm: bool) -> Result<Context, Failure> {
     let mut ctx = Context::builder()
         .module_loader(std::rc::Rc::new(Builtins::default()))
         .host_hooks(std::rc::Rc::new(Hooks {
@@ -469,6 +469,16 @@ fn fresh_context(max_body: usize) -> Result<Context, Failure> {
     ctx.runtime_limits_mut().set_recursion_limit(512);
     ctx.runtime_limits_mut().set_stack_size_limit(STACK_VALUES);
     install(&mut ctx).map_err(|e| Failure::Boot(format!("prelude: {}", describe(&e, &mut ctx))))?;
+    if warm {
+        let harden = ctx
+            .global_object()
+            .get(js_string!("__outpost_harden"), &mut ctx)
+            .map_err(|e| Failure::Boot(format!("prelude: {e}")))?;
+        if let Some(f) = harden.as_callable() {
+            f.call(&JsValue::undefined(), &[], &mut ctx)
+                .map_err(|e| Failure::Boot(format!("prelude: {}", describe(&e, &mut ctx))))?;
+        }
+    }
     Ok(ctx)
 }
 
@@ -478,7 +488,7 @@ pub fn prewarm(max_body: usize) {
     if !missing {
         return;
     }
-    match fresh_context(max_body) {
+    match fresh_context(max_body, true) {
         Ok(ctx) => WARM.with(|w| *w.borrow_mut() = Some(std::mem::ManuallyDrop::new((ctx, 0)))),
         Err(e) => tracing::error!(error = ?e, "cannot build a function context"),
     }
@@ -513,7 +523,7 @@ fn run_in_context(inv: &Invocation, answer: &mut Answer) -> Result<(), Failure> 
     };
     let (mut ctx, uses) = match warm {
         Some(w) => w,
-        None => (fresh_context(inv.max_body)?, 0),
+        None => (fresh_context(inv.max_body, inv.warm)?, 0),
     };
     ctx.runtime_limits_mut()
         .set_loop_iteration_limit(inv.loop_limit);
@@ -790,14 +800,21 @@ pub async fn check(source: &str) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_warm_context_serves_call_after_call() {
-        // More calls than boa's VM stack would allow if the context were never rebuilt.
-        let inv = Invocation {
-            source: "let n = 0; Deno.serve(() => { n += 1; return new Response(String(n)); });"
-                .into(),
+    fn call(inv: &Invocation) -> Reply {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let mut answer = Answer::new(tx, Box::new(|| {}));
+        run(inv.clone(), &mut answer);
+        match rx.blocking_recv() {
+            Ok((Ok(reply), _)) => reply,
+            other => panic!("no reply: {other:?}"),
+        }
+    }
+
+    fn invocation(source: &str, warm: bool) -> Invocation {
+        Invocation {
+            source: source.into(),
             method: "GET".into(),
-            url: "http://localhost/functions/v1/count".into(),
+            url: "http://localhost/functions/v1/f".into(),
             headers: vec![("accept".into(), "text/plain".into())],
             body: Vec::new(),
             env: HashMap::new(),
@@ -806,22 +823,37 @@ mod tests {
             fetch_allow: std::sync::Arc::new(Vec::new()),
             local: None,
             max_body: 1 << 20,
-            warm: true,
-        };
+            warm,
+        }
+    }
+
+    #[test]
+    fn a_fresh_context_per_call_is_not_frozen_and_forgets_everything() {
+        let inv = invocation(
+            "Deno.serve(() => { const seen = String(globalThis.mark); globalThis.mark = 1; return new Response(seen); });",
+            false,
+        );
+        for _ in 0..2 {
+            let reply = call(&inv);
+            assert!(matches!(reply.body, Body::Bytes(ref b) if b == b"undefined"));
+        }
+    }
+
+    #[test]
+    fn a_warm_context_serves_call_after_call() {
+        // More calls than boa's VM stack would allow if the context were never rebuilt.
+        let inv = invocation(
+            "let n = 0; Deno.serve(() => { n += 1; return new Response(String(n)); });",
+            true,
+        );
         for i in 0..2500 {
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            let mut answer = Answer::new(tx, Box::new(|| {}));
-            run(inv.clone(), &mut answer);
-            let (result, _) = rx.blocking_recv().expect("an answer");
-            match result {
-                // Module scope is new every call: the counter never passes 1.
-                Ok(Reply {
-                    status: 200,
-                    body: Body::Bytes(b),
-                    ..
-                }) => assert_eq!(b, b"1", "call {i}"),
-                other => panic!("call {i}: {other:?}"),
-            }
+            // Module scope is new every call: the counter never passes 1.
+            let reply = call(&inv);
+            assert_eq!(reply.status, 200, "call {i}");
+            assert!(
+                matches!(reply.body, Body::Bytes(ref b) if b == b"1"),
+                "call {i}"
+            );
         }
     }
 }

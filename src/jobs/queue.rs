@@ -102,6 +102,17 @@ pub fn claim(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
     Ok(n == 1)
 }
 
+/// Claim each of `ids` that is still pending; the ids claimed.
+pub fn claim_many(conn: &Connection, ids: &[i64]) -> rusqlite::Result<Vec<i64>> {
+    let mut claimed = Vec::with_capacity(ids.len());
+    for &id in ids {
+        if claim(conn, id)? {
+            claimed.push(id);
+        }
+    }
+    Ok(claimed)
+}
+
 /// How an attempt ended.
 #[derive(Debug, Clone)]
 pub struct Outcome {

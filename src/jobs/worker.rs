@@ -11,6 +11,8 @@ use tokio::sync::Semaphore;
 
 /// How often the queue is looked at when nothing wakes the worker.
 const POLL: Duration = Duration::from_millis(250);
+/// Due jobs read at a time.
+const DUE_BATCH: usize = 64;
 /// How often finished jobs and old attempts are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
@@ -51,34 +53,47 @@ pub async fn run(db: Db, config: JobsConfig, functions: Arc<crate::functions::Fu
     let slots = Arc::new(Semaphore::new(config.concurrency));
     let mut next_prune = Instant::now() + Duration::from_secs(5);
     loop {
-        let due = db
-            .read(None, |c| queue::due(c, 64).map_err(DbError::from))
+        let mut due = db
+            .read(None, |c| queue::due(c, DUE_BATCH).map_err(DbError::from))
             .await
             .unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "cannot read the job queue");
                 Vec::new()
             });
-        for job in due {
-            let Ok(permit) = slots.clone().acquire_owned().await else {
+        // A full batch means more are due: read again at once instead of waiting.
+        let more = due.len() == DUE_BATCH;
+        while !due.is_empty() {
+            // Wait for one free slot, then take every other free one: one claim per batch.
+            let Ok(first) = slots.clone().acquire_owned().await else {
                 return;
             };
-            let id = job.id;
+            let mut permits = vec![first];
+            while permits.len() < due.len() {
+                match slots.clone().try_acquire_owned() {
+                    Ok(p) => permits.push(p),
+                    Err(_) => break,
+                }
+            }
+            let batch: Vec<Job> = due.drain(..permits.len()).collect();
+            let ids: Vec<i64> = batch.iter().map(|j| j.id).collect();
             let claimed = db
                 .writer
                 .write(Mode::Commit, None, move |c| {
-                    queue::claim(c, id).map_err(DbError::from)
+                    queue::claim_many(c, &ids).map_err(DbError::from)
                 })
                 .await
-                .unwrap_or(false);
-            if !claimed {
-                continue;
+                .unwrap_or_default();
+            for (job, permit) in batch.into_iter().zip(permits) {
+                if !claimed.contains(&job.id) {
+                    continue;
+                }
+                let (db, http, config) = (db.clone(), http.clone(), config.clone());
+                let functions = functions.clone();
+                tokio::spawn(async move {
+                    attempt(&db, &http, &config, &functions, job).await;
+                    drop(permit);
+                });
             }
-            let (db, http, config) = (db.clone(), http.clone(), config.clone());
-            let functions = functions.clone();
-            tokio::spawn(async move {
-                attempt(&db, &http, &config, &functions, job).await;
-                drop(permit);
-            });
         }
         if Instant::now() >= next_prune {
             next_prune = Instant::now() + PRUNE_EVERY;
@@ -92,6 +107,9 @@ pub async fn run(db: Db, config: JobsConfig, functions: Arc<crate::functions::Fu
             {
                 tracing::warn!(error = %e, "cannot prune the job queue");
             }
+        }
+        if more {
+            continue;
         }
         tokio::select! {
             _ = db.jobs_wake.notified() => {}
