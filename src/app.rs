@@ -31,6 +31,10 @@ pub struct Services {
     pub replication: Option<crate::replication::status::Status>,
     /// On a read replica that forwards writes: the way to the primary.
     pub write_proxy: Option<crate::replication::proxy::Proxy>,
+    /// The one-time token of the setup link, while no admin account exists.
+    pub admin_setup: std::sync::Mutex<Option<String>>,
+    /// When the server started.
+    pub started: std::time::Instant,
 }
 
 impl AppState {
@@ -57,7 +61,10 @@ pub fn router(state: AppState) -> Router {
         .route("/_/api/replication", get(replication_status))
         .nest(
             "/_/api",
-            crate::jobs::api::router().merge(crate::functions::api::router()),
+            crate::jobs::api::router()
+                .merge(crate::functions::api::router())
+                .merge(crate::admin::overview::router())
+                .nest("/admin", crate::admin::session::router()),
         )
         // supabase-js asks for the OpenAPI document at `/rest/v1/`; nesting only serves `/rest/v1`.
         .route("/rest/v1/", any(rest::handle_root))
@@ -66,6 +73,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/storage/v1", storage::router())
         .nest("/realtime/v1", crate::realtime::router())
         .nest("/functions/v1", crate::functions::router())
+        .merge(crate::admin::ui::router())
         .layer(middleware::from_fn_with_state(
             state.clone(),
             forward_writes,
@@ -136,11 +144,11 @@ async fn metrics(State(state): State<AppState>) -> Response {
 
 /// `GET /_/api/replication` (service_role): the whole replication status.
 async fn replication_status(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(e) = auth::require_admin(&state, &headers) {
-        return e.into_response();
-    }
-    match &state.replication {
-        Some(r) => Json(serde_json::json!(r.get())).into_response(),
-        None => Json(serde_json::json!({"role": "standalone"})).into_response(),
-    }
+    crate::admin::guarded(&state, &headers, async {
+        Ok(match &state.replication {
+            Some(r) => Json(serde_json::json!(r.get())).into_response(),
+            None => Json(serde_json::json!({"role": "standalone"})).into_response(),
+        })
+    })
+    .await
 }

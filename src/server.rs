@@ -183,6 +183,26 @@ async fn run(config: Config) -> Result<(), ServerError> {
         .map(|(k, v)| (k.to_string(), v))
         .collect(),
     ));
+    // With no admin account yet, a one-time link (printed below) lets the first one be made
+    // in the browser. A read replica has its primary's admins.
+    let no_admin = follower.is_none()
+        && db
+            .read(None, |c| {
+                c.query_row("SELECT count(*) FROM _outpost_admins", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map_err(crate::db::DbError::from)
+            })
+            .await
+            .map_err(|e| ServerError::Config(e.to_string()))?
+            == 0;
+    let admin_setup = no_admin.then(|| hex::encode(rand::random::<[u8; 24]>()));
+    let setup_link = admin_setup.as_ref().map(|t| {
+        format!(
+            "{}/_/#setup={t}",
+            auth.config.public_url.trim_end_matches('/')
+        )
+    });
     let state = AppState::new(Services {
         db: db.clone(),
         verifier: Verifier::new(&secret),
@@ -194,6 +214,8 @@ async fn run(config: Config) -> Result<(), ServerError> {
         config,
         replication,
         write_proxy,
+        admin_setup: std::sync::Mutex::new(admin_setup),
+        started: std::time::Instant::now(),
     });
 
     // Signals are caught from before the banner: a supervisor (or a test) that reads it and
@@ -208,6 +230,10 @@ async fn run(config: Config) -> Result<(), ServerError> {
     );
     println!("  anon key:         {}", project_keys.anon_key);
     println!("  service_role key: {}", project_keys.service_role_key);
+    println!("  admin UI:         http://{addr}/_/");
+    if let Some(link) = &setup_link {
+        println!("  admin setup:      {link}  (one-time: creates the first admin account)");
+    }
     tracing::info!(%addr, data_dir = %state.config.data_dir.display(), "ready");
 
     // With a replica the replicator checkpoints, in step with what it has shipped.

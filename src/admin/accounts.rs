@@ -6,7 +6,7 @@ use rusqlite::params;
 use std::path::Path;
 
 /// Shortest admin password accepted.
-const MIN_PASSWORD: usize = 10;
+pub const MIN_PASSWORD: usize = 10;
 
 /// Why an admin account could not be created.
 #[derive(Debug, thiserror::Error)]

@@ -191,7 +191,7 @@ pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> AuthResult<T> {
         .map_err(|e| AuthError::validation(format!("Could not parse request body as JSON: {e}")))
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())

@@ -45,6 +45,10 @@ const SYSTEM: &[(&str, &str)] = &[
         "0009_functions.sql",
         include_str!("../../migrations/0009_functions.sql"),
     ),
+    (
+        "0010_admin_sessions.sql",
+        include_str!("../../migrations/0010_admin_sessions.sql"),
+    ),
 ];
 
 /// Open the database at `path`, apply pending migrations, and return the user files applied.

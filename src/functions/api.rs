@@ -5,9 +5,9 @@
 use super::service::{valid_name, Origin};
 use super::store;
 use crate::admin::error::{AdminError, AdminResult};
+use crate::admin::guarded;
 use crate::app::AppState;
 use crate::db::{DbError, Mode};
-use crate::jobs::api::guarded;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};

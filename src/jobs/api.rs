@@ -25,25 +25,7 @@ pub fn router() -> Router<AppState> {
         .route("/jobs/{id}/retry", post(retry_job))
 }
 
-/// The refusal for a caller without the service_role key, if so.
-fn refused(state: &AppState, headers: &HeaderMap) -> Option<Response> {
-    crate::auth::require_admin(state, headers)
-        .err()
-        .map(IntoResponse::into_response)
-}
-
-/// Run `work` for a caller with the service_role key; errors become their JSON answers.
-/// Every admin API handler goes through it.
-pub(crate) async fn guarded(
-    state: &AppState,
-    headers: &HeaderMap,
-    work: impl std::future::Future<Output = JobsResult<Response>>,
-) -> Response {
-    match refused(state, headers) {
-        Some(r) => r,
-        None => work.await.unwrap_or_else(IntoResponse::into_response),
-    }
-}
+use crate::admin::guarded;
 
 /// A webhook as created through the API.
 #[derive(Debug, Deserialize)]
@@ -234,10 +216,10 @@ async fn create_webhook(
 }
 
 async fn list_webhooks(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(r) = refused(&state, &headers) {
-        return r;
-    }
-    Json(json!(*state.db.hooks.get())).into_response()
+    guarded(&state, &headers, async {
+        Ok(Json(json!(*state.db.hooks.get())).into_response())
+    })
+    .await
 }
 
 async fn get_webhook(
@@ -245,13 +227,12 @@ async fn get_webhook(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Response {
-    if let Some(r) = refused(&state, &headers) {
-        return r;
-    }
-    match hook_json(&name, &state) {
-        Some(h) => Json(h).into_response(),
-        None => JobsError::not_found(format!("no webhook named {name}")).into_response(),
-    }
+    guarded(&state, &headers, async {
+        hook_json(&name, &state)
+            .map(|h| Json(h).into_response())
+            .ok_or_else(|| JobsError::not_found(format!("no webhook named {name}")))
+    })
+    .await
 }
 
 async fn delete_webhook(

@@ -67,6 +67,8 @@ pub struct Server {
     pub client: Client,
     pub service_key: String,
     pub anon_key: String,
+    /// Every line the server printed on stdout (its banner).
+    pub stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// Sign claims with the test secret.
@@ -118,10 +120,15 @@ impl Server {
             .expect("spawn outpost");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
+        let printed: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+        let lines = printed.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(i) = line.find("listening on ") {
                     let _ = tx.send(line[i + "listening on ".len()..].trim().to_string());
+                }
+                if let Ok(mut l) = lines.lock() {
+                    l.push(line);
                 }
             }
         });
@@ -154,6 +161,26 @@ impl Server {
             client: Client::new(),
             service_key: mint(json!({"role": "service_role", "iss": "outpost", "iat": now})),
             anon_key: mint(json!({"role": "anon", "iss": "outpost", "iat": now})),
+            stdout: printed,
+        }
+    }
+
+    /// The rest of the first banner line starting with `label` (e.g. `"admin UI:"`), waiting a
+    /// moment for it to be printed; `None` if the server never printed one.
+    pub fn banner(&self, label: &str) -> Option<String> {
+        let until = std::time::Instant::now() + Duration::from_secs(2);
+        loop {
+            let found = self.stdout.lock().ok().and_then(|l| {
+                l.iter().find_map(|x| {
+                    x.trim_start()
+                        .strip_prefix(label)
+                        .map(|r| r.trim().to_string())
+                })
+            });
+            if found.is_some() || std::time::Instant::now() > until {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
