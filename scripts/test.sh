@@ -47,6 +47,18 @@ if [ ! -f "$MOTO_VENV/.outpost-moto-$MOTO_VERSION" ]; then
 fi
 export MOTO_SERVER_BIN="$PWD/$MOTO_VENV/bin/moto_server"
 
+# The admin UI's tests drive Debian's chromium through playwright-core (pinned in the lock file).
+if [ ! -x "${CHROMIUM_BIN:-/usr/bin/chromium}" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing chromium (the admin UI's browser tests)"
+    apt-get install -y -q --no-install-recommends chromium >/dev/null \
+      || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium >/dev/null; }
+  else
+    echo "chromium is required for the admin UI tests (Debian: apt-get install chromium)" >&2
+    exit 1
+  fi
+fi
+
 echo "==> cargo test (unit, HTTP integration, crash, property tests)"
 cargo test --all-targets
 
