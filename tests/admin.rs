@@ -24,7 +24,10 @@ async fn expect_error(res: reqwest::Response, status: u16, code: &str) {
     assert_eq!(res.status().as_u16(), status);
     let body: Value = res.json().await.expect("a JSON error");
     assert_eq!(body["code"], code, "{body}");
-    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
 }
 
 async fn with_cookie(s: &Server, method: Method, path: &str, cookie: &str) -> reqwest::Response {
@@ -80,38 +83,31 @@ async fn the_setup_link_makes_the_first_admin_once_and_sessions_guard_the_admin_
             .json(&body)
             .send()
     };
-    expect_error(
-        setup(json!({"token": "00", "email": "a@b.co", "password": "long enough pw"}))
-            .await
-            .unwrap(),
-        403,
-        "bad_setup_token",
-    )
-    .await;
-    expect_error(
-        setup(json!({"token": token, "email": "a@b.co", "password": "short"}))
-            .await
-            .unwrap(),
-        400,
-        "invalid_request",
-    )
-    .await;
-    expect_error(
-        setup(json!({"token": token, "email": "nope", "password": "long enough pw"}))
-            .await
-            .unwrap(),
-        400,
-        "invalid_request",
-    )
-    .await;
-    expect_error(
-        setup(json!({"token": token, "email": "a@b.co"}))
-            .await
-            .unwrap(),
-        400,
-        "invalid_request",
-    )
-    .await;
+    let refusals = [
+        (
+            json!({"token": "00", "email": "a@b.co", "password": "long enough pw"}),
+            403,
+            "bad_setup_token",
+        ),
+        (
+            json!({"token": token, "email": "a@b.co", "password": "short"}),
+            400,
+            "invalid_request",
+        ),
+        (
+            json!({"token": token, "email": "nope", "password": "long enough pw"}),
+            400,
+            "invalid_request",
+        ),
+        (
+            json!({"token": token, "email": "a@b.co"}),
+            400,
+            "invalid_request",
+        ),
+    ];
+    for (body, status, code) in refusals {
+        expect_error(setup(body).await.unwrap(), status, code).await;
+    }
 
     let res =
         setup(json!({"token": token, "email": "Admin@Example.com", "password": "long enough pw"}))
