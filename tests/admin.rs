@@ -288,3 +288,17 @@ async fn the_ui_is_served_from_the_binary() {
     let bare = s.bare(Method::GET, "/_").send().await.unwrap();
     assert_eq!(bare.url().path(), "/_/");
 }
+
+#[tokio::test]
+async fn sign_in_attempts_are_limited_per_address() {
+    let s = Server::start_env(&[], &[("OUTPOST_AUTH_RATE_LIMIT_SIGNIN", "3")]);
+    let attempt = || {
+        s.bare(Method::POST, "/_/api/admin/login")
+            .json(&json!({"email": "who@example.com", "password": "guess guess guess"}))
+            .send()
+    };
+    for _ in 0..3 {
+        expect_error(attempt().await.unwrap(), 400, "invalid_credentials").await;
+    }
+    expect_error(attempt().await.unwrap(), 429, "too_many_requests").await;
+}

@@ -5,7 +5,7 @@
 
 use super::error::{AdminError, AdminResult};
 use crate::app::AppState;
-use crate::auth::password;
+use crate::auth::{password, ClientIp};
 use crate::db::{DbError, Mode};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
@@ -192,12 +192,30 @@ fn bad_credentials() -> AdminError {
     )
 }
 
+/// Count a sign-in or setup attempt from the caller's address (the auth service's sign-in
+/// limit, `OUTPOST_AUTH_RATE_LIMIT_SIGNIN` per window); 429 past it.
+fn limit(state: &AppState, ip: &ClientIp, headers: &HeaderMap) -> AdminResult<()> {
+    let key = format!("admin:{}", ip.resolve(&state.auth.config, headers));
+    state
+        .auth
+        .limit(crate::auth::ratelimit::Bucket::SignIn, &key)
+        .map_err(|_| {
+            AdminError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                "too many sign-in attempts from this address; wait a moment",
+            )
+        })
+}
+
 async fn login(
     State(state): State<AppState>,
+    ip: ClientIp,
     headers: HeaderMap,
     body: Result<Json<Credentials>, JsonRejection>,
 ) -> Response {
     let work = async {
+        limit(&state, &ip, &headers)?;
         let Json(c) = body.map_err(|e| AdminError::invalid(e.body_text()))?;
         let email = c.email.trim().to_lowercase();
         let found = state
@@ -287,10 +305,12 @@ struct Setup {
 /// Create the first admin with the one-time token printed at start, and sign them in.
 async fn setup(
     State(state): State<AppState>,
+    ip: ClientIp,
     headers: HeaderMap,
     body: Result<Json<Setup>, JsonRejection>,
 ) -> Response {
     let work = async {
+        limit(&state, &ip, &headers)?;
         let Json(s) = body.map_err(|e| AdminError::invalid(e.body_text()))?;
         let expected = state
             .admin_setup
